@@ -1,0 +1,1 @@
+"""Data contracts, loaders, calibrated synthetic panels and published tables."""
