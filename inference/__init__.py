@@ -1,0 +1,1 @@
+"""Run the studies: specifications as data, the command line, results and reports."""

@@ -1,0 +1,108 @@
+"""The study registry: every published specification declared as data.
+
+Each study has ``inference/studies/<study>.toml`` with a ``[defaults]`` table and one
+``[[spec]]`` per published column. A regressor list may contain ``"@controls"``, which expands
+to the study's default controls. Fields beyond the common ones (instruments, threshold
+variables, mediators, ...) are kept in ``Spec.options`` for the estimator that needs them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STUDY_DIR = Path(__file__).parent / "studies"
+STUDIES = ("zhao2025", "zhu2025", "fu2021", "agglo2025", "hansen1999")
+COMMON_FIELDS = {
+    "table", "column", "kind", "outcome", "regressors", "effects", "vcov", "sample",
+    "winsorize", "bayes", "label", "controls",
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One published column: what to regress on what, on which sample, with which errors."""
+
+    study: str
+    table: str
+    column: str
+    kind: str
+    outcome: str
+    regressors: tuple[str, ...]
+    effects: tuple[str, ...]
+    vcov: str
+    sample: str | None = None
+    winsorize: float | None = None
+    bayes: bool = False
+    label: str = ""
+    options: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.study} table {self.table} column {self.column}"
+
+    @property
+    def columns(self) -> list[str]:
+        """Data columns this specification reads."""
+        names = [self.outcome, *self.regressors]
+        for effect in self.effects:
+            names.extend(effect.split("^"))
+        for value in self.options.values():
+            if isinstance(value, str):
+                names.append(value)
+            elif isinstance(value, list):
+                names.extend(v for v in value if isinstance(v, str))
+        return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study's metadata and its specifications."""
+
+    name: str
+    title: str
+    unit: str
+    time: str
+    specs: tuple[Spec, ...]
+
+    def tables(self) -> list[str]:
+        return list(dict.fromkeys(s.table for s in self.specs))
+
+
+def load_study(name: str) -> Study:
+    """Read the registry file of study ``name``."""
+    path = STUDY_DIR / f"{name}.toml"
+    if not path.exists():
+        raise KeyError(f"unknown study '{name}' (known: {', '.join(STUDIES)})")
+    with path.open("rb") as handle:
+        raw = tomllib.load(handle)
+    defaults = raw.get("defaults", {})
+    controls = list(defaults.get("controls", []))
+    specs = []
+    for entry in raw.get("spec", []):
+        merged = {**defaults, **entry}
+        regressors = []
+        for name_ in merged.get("regressors", []):
+            regressors.extend(controls if name_ == "@controls" else [name_])
+        specs.append(
+            Spec(
+                study=raw["study"],
+                table=str(merged["table"]),
+                column=str(merged["column"]),
+                kind=merged.get("kind", "twfe"),
+                outcome=merged.get("outcome", ""),
+                regressors=tuple(regressors),
+                effects=tuple(merged.get("effects", [])),
+                vcov=merged.get("vcov", "hetero"),
+                sample=merged.get("sample"),
+                winsorize=merged.get("winsorize"),
+                bayes=bool(merged.get("bayes", False)),
+                label=merged.get("label", ""),
+                options={k: v for k, v in merged.items() if k not in COMMON_FIELDS},
+            )
+        )
+    return Study(
+        name=raw["study"], title=raw.get("title", name), unit=raw["unit"], time=raw["time"],
+        specs=tuple(specs),
+    )
