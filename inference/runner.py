@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,12 +83,24 @@ def _bayes_rows(spec: Spec, sample: pd.DataFrame, study: Study, options: RunOpti
         priors=priors, seed=options.seed, **options.sampling,
     )
     tidy = fit.tidy(auxiliary=False)
-    problems = fit.convergence_problems()
-    note = "; ".join(problems) if problems else ""
     rows = result_rows(tidy, study=spec.study, table=spec.table, column=spec.column,
-                       source="bayesian", note=note)
+                       source="bayesian")
+    rows["note"] = [convergence_note(term, fit.convergence_problems()) for term in rows["term"]]
     fit.save_netcdf(out_dir / f"posterior_table{spec.table}_col{spec.column}.nc")
     return rows, fit
+
+
+def convergence_note(term: str, problems: list[str]) -> str:
+    """The convergence problems of ``term`` in words, and which other parameters of the same
+    model failed (a model whose nuisance parameters have not mixed is not trusted either)."""
+    own = [p for p in problems if re.search(rf"\bof {re.escape(term)} is\b", p)]
+    others = sorted({m.group(1) for p in problems if p not in own
+                     for m in [re.search(r"\bof (\S+) is\b", p)] if m})
+    general = [p for p in problems if not re.search(r"\bof \S+ is\b", p)]
+    parts = own + general
+    if others:
+        parts.append("other parameters of this model did not converge: " + ", ".join(others))
+    return "; ".join(parts)
 
 
 def run_study(
