@@ -11,6 +11,9 @@ from data.contracts import load_contract, validate_panel
 from data.loaders import read_table
 from data.synthetic import FILES_DIR, SYNTHETIC_STUDIES
 
+REAL_LABELS = {
+    "hansen1999": "real: Hansen (1999) investment panel, 565 US firms 1974-1987 (Hall & Hall)",
+}
 SYNTHETIC_LABEL = "SYNTHETIC (calibrated to the published tables; not evidence about China)"
 
 
@@ -46,13 +49,19 @@ def load_dataset(study: str, path: str | Path | None, needed: list[str]) -> Data
     are always checked, optional ones when present in the file. The user's file is only read.
     """
     contract = load_contract(study)
-    if path is None:
+    if path is None and study in REAL_LABELS:
+        from data.hansen1999 import INVEST_FILE, load_invest_panel
+
+        source, synthetic, label = Path(INVEST_FILE), False, REAL_LABELS[study]
+        raw = load_invest_panel()
+    elif path is None:
         source = default_data_path(study)
         synthetic, label = True, SYNTHETIC_LABEL
+        raw = read_table(source)
     else:
         source = Path(path)
         synthetic, label = False, f"user data: {source.name}"
-    raw = read_table(source)
+        raw = read_table(source)
     required = [c.name for c in contract.columns if c.required]
     optional_present = [c.name for c in contract.columns if not c.required and c.name in raw]
     columns = list(dict.fromkeys(required + optional_present))

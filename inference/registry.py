@@ -14,6 +14,8 @@ from pathlib import Path
 
 STUDY_DIR = Path(__file__).parent / "studies"
 STUDIES = ("zhao2025", "zhu2025", "fu2021", "agglo2025", "hansen1999")
+# Options that name data columns (the rest are settings such as "demean" or "n_boot").
+COLUMN_OPTIONS = ("regime", "threshold_variable", "instruments", "endogenous", "mediators")
 COMMON_FIELDS = {
     "table", "column", "kind", "outcome", "regressors", "effects", "vcov", "sample",
     "winsorize", "bayes", "label", "controls",
@@ -48,7 +50,8 @@ class Spec:
         names = [self.outcome, *self.regressors]
         for effect in self.effects:
             names.extend(effect.split("^"))
-        for value in self.options.values():
+        for key in COLUMN_OPTIONS:
+            value = self.options.get(key)
             if isinstance(value, str):
                 names.append(value)
             elif isinstance(value, list):

@@ -26,7 +26,10 @@ def result_rows(
     if source not in SOURCES:
         raise ValueError(f"source must be one of {SOURCES}, not '{source}'")
     rows = tidy.copy()
-    rows["study"], rows["table"], rows["column"], rows["source"] = study, table, column, source
+    # An estimator may route rows to other tables of the paper (Hansen's tests and thresholds).
+    rows["table"] = rows["table"].astype(str) if "table" in rows else table
+    rows["column"] = rows["column"].astype(str) if "column" in rows else column
+    rows["study"], rows["source"] = study, source
     for name in RESULT_COLUMNS + ["note"]:
         if name not in rows:
             rows[name] = np.nan if name != "note" else note

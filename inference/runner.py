@@ -56,7 +56,7 @@ class RunOutcome:
 
 def _published_rows(study: str) -> pd.DataFrame:
     published = load_published(study)
-    rows = published_to_results(published)
+    rows = published_to_results(published, rescale=True)
     r2 = (published.dropna(subset=["r_squared"])
           .drop_duplicates(["table", "column"])[["study", "table", "column", "r_squared", "n_obs"]])
     r2_rows = r2.rename(columns={"r_squared": "estimate"}).assign(term="R2", source="published")
@@ -133,7 +133,8 @@ def run_study(
             continue
         sample = prepare_sample(dataset.frame, spec)
         tick = time.perf_counter()
-        tidy = estimator(sample, spec, {"seed": options.seed, "quick": options.quick})
+        tidy = estimator(sample, spec, {"seed": options.seed, "quick": options.quick,
+                                        "time": study.time})
         parts.append(result_rows(tidy, study=name, table=spec.table, column=spec.column,
                                  source="frequentist"))
         progress(f"{prefix}: frequentist {time.perf_counter() - tick:.2f} s")
