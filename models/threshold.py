@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import linalg, stats
 
 from models.threshold_bootstrap import BootstrapTest, bootstrap_threshold_test
 from models.threshold_search import (
@@ -387,6 +387,12 @@ def _panel_arrays(data: pd.DataFrame, y: str, regime: list[str], threshold: str,
         raise ValueError(f"the panel must be balanced ({periods.size} periods per {unit}); "
                          f"{unit} {short.index[:5].tolist()} have {short.to_numpy()[:5].tolist()}")
     n_units = counts.size
+    layout = frame[period].to_numpy().reshape(n_units, periods.size)
+    mismatched = np.flatnonzero((layout != periods[None, :]).any(axis=1))
+    if mismatched.size:
+        units = frame[unit].to_numpy().reshape(n_units, periods.size)[mismatched[:5], 0]
+        raise ValueError(f"the panel must be balanced (every {unit} observed in the same "
+                         f"periods); {unit} {units.tolist()} miss some of {periods.tolist()}")
 
     def shaped(columns: list[str]) -> np.ndarray:
         values = frame[columns].to_numpy(dtype=float)
@@ -422,8 +428,14 @@ def _regime_slopes(panel: SortedPanel, arrays: PanelArrays, transformed_y: np.nd
         pieces.append(panel.transform(arrays.regime * inside[:, :, None]))
     design = np.concatenate(pieces, axis=1)
     rows, n_coef = design.shape
-    inverse = np.linalg.inv(design.T @ design)
-    estimate = inverse @ (design.T @ transformed_y)
+    # QR keeps (Z'Z)^{-1} accurate when columns differ in scale by orders of magnitude (Q^3).
+    basis, upper = np.linalg.qr(design)
+    if np.any(np.abs(np.diag(upper)) <= 1e-10 * np.linalg.norm(design, axis=0)):
+        raise ValueError("the final design is collinear: a regime holds no observation with "
+                         "within variation, or a regressor is constant within units")
+    upper_inverse = linalg.solve_triangular(upper, np.eye(n_coef))
+    inverse = upper_inverse @ upper_inverse.T
+    estimate = upper_inverse @ (basis.T @ transformed_y)
     residual = transformed_y - design @ estimate
     rss = float(residual @ residual)
     n_units = arrays.n_units

@@ -1,0 +1,1 @@
+"""Measures built from a study's raw columns (shift-share exposure, concentration indices)."""
