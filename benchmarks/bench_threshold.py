@@ -95,8 +95,8 @@ def main() -> None:
         tests = peer["boot_results"]
         rows.append((f"pyxthreg {version}", *peer["thresholds"], tests[0]["F_stat"],
                      tests[1]["F_stat"], tests[0]["p_value"], tests[1]["p_value"]))
-        print(f"pyxthreg {version}: {peer_time:.2f} s (after a {warm_seconds:.2f} s warm-up run "
-              "that compiles its numba code)")
+        print(f"pyxthreg {version}: {peer_time:.2f} s (after a {warm_seconds:.2f} s warm-up run, "
+              "numba compilation or cache load)")
         print(f"ratio pyxthreg / ours: {peer_time / ours_time:.1f}x")
 
     print()

@@ -384,15 +384,10 @@ def _panel_arrays(data: pd.DataFrame, y: str, regime: list[str], threshold: str,
     counts = frame.groupby(unit)[period].count()
     short = counts[counts != periods.size]
     if not short.empty:
+        # with duplicates excluded, a full count means every period of the panel is present
         raise ValueError(f"the panel must be balanced ({periods.size} periods per {unit}); "
                          f"{unit} {short.index[:5].tolist()} have {short.to_numpy()[:5].tolist()}")
     n_units = counts.size
-    layout = frame[period].to_numpy().reshape(n_units, periods.size)
-    mismatched = np.flatnonzero((layout != periods[None, :]).any(axis=1))
-    if mismatched.size:
-        units = frame[unit].to_numpy().reshape(n_units, periods.size)[mismatched[:5], 0]
-        raise ValueError(f"the panel must be balanced (every {unit} observed in the same "
-                         f"periods); {unit} {units.tolist()} miss some of {periods.tolist()}")
 
     def shaped(columns: list[str]) -> np.ndarray:
         values = frame[columns].to_numpy(dtype=float)
@@ -419,7 +414,8 @@ def _regime_slopes(panel: SortedPanel, arrays: PanelArrays, transformed_y: np.nd
     ``n_plain`` are the user's and the rest period dummies, then the regime-split x). OLS SE
     use S / (m - n - K): Hansen's program under ``demean="hansen"`` (m = n(T-1)), the usual
     within degrees of freedom under ``"all"`` (m = nT). White SE are HC0. Cluster SE (by unit) are
-    (Z'Z)^{-1} (sum_i Z_i' e_i e_i' Z_i) (Z'Z)^{-1} times G/(G-1) (m-1)/(m-K), m rows.
+    (Z'Z)^{-1} (sum_i Z_i' e_i e_i' Z_i) (Z'Z)^{-1} times G/(G-1) (m-1)/(m-K-1) (CR1, as
+    Stata's ``xtreg, fe vce(cluster)``).
     """
     bounds = np.concatenate([[-np.inf], thresholds, [np.inf]])
     pieces = [panel.transform(arrays.fixed)]
@@ -446,7 +442,8 @@ def _regime_slopes(panel: SortedPanel, arrays: PanelArrays, transformed_y: np.nd
     scores = design * residual[:, None]
     se_white = np.sqrt(np.diag(inverse @ (scores.T @ scores) @ inverse))
     unit_scores = scores.reshape(n_units, -1, n_coef).sum(axis=1)
-    correction = n_units / (n_units - 1) * (rows - 1) / (rows - n_coef)
+    # Stata's xtreg, fe and pyfixest count the absorbed intercept in K here.
+    correction = n_units / (n_units - 1) * (rows - 1) / (rows - n_coef - 1)
     se_cluster = np.sqrt(np.diag(inverse @ (unit_scores.T @ unit_scores) @ inverse) * correction)
     terms = fixed_names + [f"{name}_regime{j + 1}" for j in range(len(thresholds) + 1)
                            for name in regime]

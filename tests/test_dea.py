@@ -49,8 +49,15 @@ def multiplier_scores(inputs: np.ndarray, outputs: np.ndarray, variable: bool) -
         a_ub = np.c_[outputs, -inputs, -np.ones(n_dmu) if variable else np.zeros(n_dmu)]
         a_eq = np.r_[np.zeros(n_out), inputs[dmu], 0.0][None, :]
         bounds = [(0, None)] * (n_out + n_in) + [(None, None) if variable else (0, 0)]
-        result = linprog(objective, A_ub=a_ub, b_ub=np.zeros(n_dmu), A_eq=a_eq, b_eq=[1.0],
-                         bounds=bounds, method="highs")
+        result = linprog(
+            objective,
+            A_ub=a_ub,
+            b_ub=np.zeros(n_dmu),
+            A_eq=a_eq,
+            b_eq=[1.0],
+            bounds=bounds,
+            method="highs",
+        )
         assert result.status == 0
         scores[dmu] = -result.fun
     return scores
@@ -102,8 +109,7 @@ def test_bcc_single_input_single_output_matches_brute_force():
     rng = np.random.default_rng(2)
     x = rng.uniform(1, 10, 25)
     y = np.sqrt(x) * rng.uniform(0.5, 1.0, 25)
-    np.testing.assert_allclose(bcc_efficiency(x, y), bcc_single_input_brute_force(x, y),
-                               atol=1e-8)
+    np.testing.assert_allclose(bcc_efficiency(x, y), bcc_single_input_brute_force(x, y), atol=1e-8)
 
 
 @pytest.mark.parametrize("returns", ["constant", "variable"])

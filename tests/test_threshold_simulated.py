@@ -89,6 +89,20 @@ def test_double_threshold_lands_on_truth():
                                                                          abs=0.08)
 
 
+def test_triple_threshold_lands_on_truth():
+    frame = simulate(n_units=300, thresholds=(0.2, 0.5, 0.8), slopes=(1.0, 2.0, 0.5, 1.5),
+                     seed=8)
+    result = fit(frame, n_thresholds=3, n_boot=50)
+    assert np.allclose(result.thresholds, (0.2, 0.5, 0.8), atol=0.01)
+    tidy = result.tidy().set_index("term")
+    assert [tidy.loc[f"x_regime{j}", "estimate"] for j in (1, 2, 3, 4)] == pytest.approx(
+        [1.0, 2.0, 0.5, 1.5], abs=0.08)
+    assert tidy.loc["F_triple", "p_value"] < 0.05
+    for j in (1, 2, 3):
+        assert tidy.loc[f"gamma_{j}", "ci_low"] <= result.thresholds[j - 1] <= tidy.loc[
+            f"gamma_{j}", "ci_high"]
+
+
 @pytest.mark.parametrize("demean", ["hansen", "all"])
 def test_rss_profiles_equal_brute_force(demean):
     """Two regime regressors, year dummies and an existing threshold: every path of the
@@ -114,11 +128,22 @@ def test_two_way_slopes_equal_pyfixest():
     assert abs(gamma - 0.4) < 0.02
     frame["x_regime1"] = frame["x"] * (frame["q"] < gamma)
     frame["x_regime2"] = frame["x"] * (frame["q"] >= gamma)
-    peer = pf.feols("y ~ w + x_regime1 + x_regime2 | unit + year", data=frame)
-    ours = result.coefficients.set_index("term")["estimate"]
+    formula = "y ~ w + x_regime1 + x_regime2 | unit + year"
+    peer = pf.feols(formula, data=frame, vcov="iid")
+    table = result.coefficients.set_index("term")
     for term, value in peer.coef().items():
-        assert ours[term] == pytest.approx(value, rel=1e-8), term
+        assert table.loc[term, "estimate"] == pytest.approx(value, rel=1e-8), term
     assert result.rss == pytest.approx(float(np.sum(peer.resid() ** 2)), rel=1e-8)
+    terms = list(peer.coef().index)
+    np.testing.assert_allclose(table.loc[terms, "se_ols"], peer.se(), rtol=1e-8)
+    clustered = pf.feols(formula, data=frame, vcov={"CRV1": "unit"})
+    np.testing.assert_allclose(table.loc[terms, "se_cluster"], clustered.se(), rtol=1e-8)
+    # pyfixest's "hetero" is HC1 with every absorbed effect counted; ours is Hansen's HC0
+    hetero = pf.feols(formula, data=frame, vcov="hetero")
+    rows, n_coef = result.n_rows, len(table)
+    hc1_factor = np.sqrt(rows / (rows - result.n_units - n_coef))
+    np.testing.assert_allclose(table.loc[terms, "se_white"] * hc1_factor, hetero.se(),
+                               rtol=1e-8)
     kinds = result.coefficients.set_index("term")["kind"]
     assert kinds["year_2001"] == "time_effect" and kinds["x_regime1"] == "slope"
 
@@ -152,6 +177,10 @@ def test_bad_input_is_named():
         fit(broken)
     with pytest.raises(ValueError, match="rows with index \\[40\\] repeat"):
         fit(pd.concat([frame, frame.iloc[[3]]], ignore_index=True))
+    shifted = frame.copy()
+    shifted.loc[shifted["unit"] == 2, "year"] += 1
+    with pytest.raises(ValueError, match="balanced.*have \\[4, 4"):
+        fit(shifted)
     with pytest.raises(ValueError, match="demean"):
         fit(frame, demean="first")
     with pytest.raises(ValueError, match="collinear"):

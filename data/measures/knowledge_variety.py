@@ -175,9 +175,9 @@ def variety_panel(
         patents=("n", "sum"),
     )
     sections = frame.groupby([*keys, "section"], sort=False)["p"].sum()
-    section_terms = (-sections[sections > 0] * np.log2(sections[sections > 0])).groupby(
-        level=[0, 1]
-    ).sum()
+    section_terms = (
+        (-sections[sections > 0] * np.log2(sections[sections > 0])).groupby(level=[0, 1]).sum()
+    )
     out["unrelated_variety"] = section_terms.reindex(out.index).fillna(0.0)
     out = out.reset_index()
     return out[[unit, time, "related_variety", "unrelated_variety", "entropy", "patents"]]

@@ -52,20 +52,26 @@ MEASURES = {
 def _check_columns(panel: pd.DataFrame, columns: Sequence[str]) -> None:
     missing = [c for c in columns if c not in panel.columns]
     if missing:
-        raise DataError(f"shift-share measure needs column(s) {missing}; present: "
-                        f"{list(panel.columns)[:20]} [rule: required columns]")
+        raise DataError(
+            f"shift-share measure needs column(s) {missing}; present: "
+            f"{list(panel.columns)[:20]} [rule: required columns]"
+        )
 
 
 def _base_rows(panel: pd.DataFrame, unit: str, time: str, base_year: int) -> pd.DataFrame:
     base = panel.loc[panel[time] == base_year]
     if base[unit].duplicated().any():
         dup = base.loc[base[unit].duplicated(), unit].head(5).tolist()
-        raise DataError(f"{unit} {dup} appear more than once in {base_year} [rule: one row per "
-                        f"{unit} and {time}]")
+        raise DataError(
+            f"{unit} {dup} appear more than once in {base_year} [rule: one row per "
+            f"{unit} and {time}]"
+        )
     lacking = sorted(set(panel[unit]) - set(base[unit]))
     if lacking:
-        raise DataError(f"{len(lacking)} {unit}(s) have no {base_year} row, so their shift-share "
-                        f"weight is undefined (first: {lacking[:5]}) [rule: base year present]")
+        raise DataError(
+            f"{len(lacking)} {unit}(s) have no {base_year} row, so their shift-share "
+            f"weight is undefined (first: {lacking[:5]}) [rule: base year present]"
+        )
     return base.set_index(unit)
 
 
@@ -107,12 +113,15 @@ def shift_share_weight(
     denominator = rows[base].astype(float)
     if (numerator < 0).any():
         bad = numerator[numerator < 0].head(5).to_dict()
-        raise DataError(f"column '{stock}' is negative in {base_year} for {bad} [rule: counts "
-                        "are non-negative]")
+        raise DataError(
+            f"column '{stock}' is negative in {base_year} for {bad} [rule: counts are non-negative]"
+        )
     if (denominator <= 0).any():
         bad = denominator[denominator <= 0].head(5).to_dict()
-        raise DataError(f"column '{base}' must be positive in {base_year} to divide by it; "
-                        f"{unit} {bad} [rule: positive base-year denominator]")
+        raise DataError(
+            f"column '{base}' must be positive in {base_year} to divide by it; "
+            f"{unit} {bad} [rule: positive base-year denominator]"
+        )
     return (numerator / denominator).rename(f"w_{stock}")
 
 
@@ -171,16 +180,20 @@ def growth_weighted_measure(
     rows = _base_rows(panel, unit, time, base_year)
     rate = panel[growth].astype(float) / (100.0 if percent else 1.0)
     if (rate <= -1).any():
-        raise DataError(f"column '{growth}' has growth rates at or below -100% "
-                        "[rule: growth above -100%]")
+        raise DataError(
+            f"column '{growth}' has growth rates at or below -100% [rule: growth above -100%]"
+        )
     log_factor = np.log1p(rate)
-    frame = pd.DataFrame({unit: panel[unit].to_numpy(), time: panel[time].to_numpy(),
-                          "lf": log_factor.to_numpy()})
+    frame = pd.DataFrame(
+        {unit: panel[unit], time: panel[time], "lf": log_factor}, index=panel.index
+    )
     span = frame.groupby(unit)[time].agg(["min", "max", "count"])
     gaps = span.index[span["max"] - span["min"] + 1 != span["count"]]
     if len(gaps):
-        raise DataError(f"{len(gaps)} {unit}(s) have gaps in {time}, so the growth back-cast is "
-                        f"undefined (first: {list(gaps[:5])}) [rule: consecutive years]")
+        raise DataError(
+            f"{len(gaps)} {unit}(s) have gaps in {time}, so the growth back-cast is "
+            f"undefined (first: {list(gaps[:5])}) [rule: consecutive years]"
+        )
     frame = frame.sort_values([unit, time])
     cum = frame.groupby(unit)["lf"].cumsum()
     at_base = frame[time] == base_year
@@ -239,8 +252,9 @@ def top_k_shares(
     def shares(values: pd.Series) -> pd.Series:
         ordered = np.sort(values.to_numpy(dtype=float))[::-1]
         total = ordered.sum()
-        return pd.Series({f"top{k}": ordered[:k].sum() / total if total > 0 else np.nan
-                          for k in ks})
+        return pd.Series(
+            {f"top{k}": ordered[:k].sum() / total if total > 0 else np.nan for k in ks}
+        )
 
     return grouped.apply(shares).unstack()
 
