@@ -30,6 +30,11 @@ Why this choice
 * The posterior is nearly block-diagonal (beta ⟂ rest), which a diagonal mass matrix handles:
   NUTS needs short trajectories. Unit effects are non-centred (offsets z_i); year effects, each
   identified by a whole cross-section, are centred.
+* For the normal likelihood the offsets z_i are integrated out exactly (``unit_effects=
+  "auto"``): the hierarchical model is unchanged, the sampler sees ~28 dimensions instead of
+  ~300, and after sampling each draw gets one exact draw of u_i from its normal conditional
+  posterior, so ``unit_effect`` / ``unit_offset`` are in the posterior as for the other
+  likelihoods, where they are sampled (non-centred).
 
 ``parametrisation="naive"`` (raw regressors, centred random intercepts, no Mundlak term) and
 ``"mundlak_raw"`` (raw regressors plus their unit means, centred unit effects: the textbook
@@ -40,15 +45,37 @@ Likelihoods: ``normal``, ``student_t`` (scale sigma, degrees of freedom nu) and
 likelihoods the orthogonal split still identifies beta from within variation, but equality with
 a linear TWFE estimate is no longer exact.
 
-Sampler choice (measured on this machine, 2 CPU cores, simulated 271 x 12 panel with six
-regressors shaped like zhao2025 Table 2 column 6, 4 chains x 1,000 draws after 1,000 tuning;
-``benchmarks/bench_bayes_twfe.py``)
+Sampler choice
 ~~~~~~~~~~~~~~
-SAMPLER_TABLE
+Measured with ``benchmarks/bench_bayes_twfe.py`` on a simulated 271 x 12 panel shaped like
+zhao2025 Table 2 column 6 (six regressors), 4 chains x 1,000 draws after 1,000 tuning steps,
+on a shared 2-core machine (timings vary by up to 2x with load). Bulk ESS per second of the AI
+slope while sampling, and the one-off compile time:
 
-The default is nutpie (numba backend). ``pm.compute_log_likelihood`` adds the pointwise
-log-likelihood (named after the outcome) and ``pm.compute_log_prior`` the ``log_prior`` group,
-so LOO and power-scaling sensitivity work on every fit.
+=====================================================================  =========  ==========
+sampler, parametrisation                                               ESS/s      compile
+=====================================================================  =========  ==========
+PyMC default NUTS, raw x + city means, centred city effects            31         14 s
+nutpie, raw x + city means, centred city effects                       290        17 s
+PyMC default NUTS, orthogonal split, unit effects integrated out       250        (cached C)
+nutpie, orthogonal split, non-centred unit effects sampled             ~2,000     17 s
+nutpie, orthogonal split, unit effects integrated out (default)        ~12,000    11-19 s
+exact conjugate draws (flat priors, numpy)                             ~390,000   none
+=====================================================================  =========  ==========
+
+With the unit offsets sampled, NUTS needs ~15 leapfrog steps per draw (about 290 dimensions)
+and the intercept and Mundlak terms mix slowly (bulk ESS ~400-500 of 4,000 draws); integrating
+them out leaves ~28 dimensions, ~7 steps per draw, and ESS above the number of draws for every
+parameter. numba compilation (10-20 s) then dominates a fit; including it, the default reaches
+~800 ESS/s against ~24 for PyMC's default. numpyro was not installed and not measured.
+PyTensor's C backend is slow here (no BLAS found), which also slows PyMC's own sampler.
+
+The default is nutpie (numba backend). Every fit stores the pointwise log-likelihood under the
+outcome's name (conditional on the unit effects; computed in numpy for the integrated-out case,
+with ``pm.compute_log_likelihood`` otherwise) and a ``log_prior`` group from
+``pm.compute_log_prior`` holding the configurable priors (intercept, slopes, Mundlak terms and
+scale parameters; not the hierarchical unit and year effects), so LOO and power-scaling
+sensitivity work on every fit.
 """
 
 from __future__ import annotations
@@ -217,15 +244,14 @@ def _fe_rank(unit_idx: np.ndarray, time_idx: np.ndarray | None, n_units: int) ->
 
     n_times = int(time_idx.max()) + 1
     size = n_units + n_times
-    graph = coo_matrix(
-        (np.ones(unit_idx.size), (unit_idx, n_units + time_idx)), shape=(size, size)
-    )
+    graph = coo_matrix((np.ones(unit_idx.size), (unit_idx, n_units + time_idx)), shape=(size, size))
     n_components, _ = connected_components(graph, directed=False)
     return size - n_components
 
 
-def _check_columns(df: pd.DataFrame, outcome: str, regressors: Sequence[str], unit: str,
-                   time: str | None) -> list[str]:
+def _check_columns(
+    df: pd.DataFrame, outcome: str, regressors: Sequence[str], unit: str, time: str | None
+) -> list[str]:
     if isinstance(regressors, str):
         regressors = [regressors]
     regressors = list(regressors)
@@ -258,9 +284,7 @@ def _check_columns(df: pd.DataFrame, outcome: str, regressors: Sequence[str], un
         values = df[column].to_numpy(dtype=float)
         bad = df.index[~np.isfinite(values)]
         if len(bad):
-            raise ValueError(
-                f"Column {column!r} has non-finite values at row(s) {list(bad[:5])}."
-            )
+            raise ValueError(f"Column {column!r} has non-finite values at row(s) {list(bad[:5])}.")
     return regressors
 
 
@@ -324,8 +348,10 @@ def prepare_panel(
         )
     counts = np.bincount(unit_idx, minlength=n_units).astype(float)
     unit_means = np.stack(
-        [np.bincount(unit_idx, weights=x_raw[:, j], minlength=n_units) / counts
-         for j in range(len(regressors))],
+        [
+            np.bincount(unit_idx, weights=x_raw[:, j], minlength=n_units) / counts
+            for j in range(len(regressors))
+        ],
         axis=1,
     )
     unit_means = unit_means - unit_means.mean(axis=0)
@@ -484,8 +510,9 @@ def build_twfe_model(
             stats = _SufficientStats.from_design(design)
             pm.Potential(
                 f"{design.outcome}_marginal",
-                _marginal_normal_logp(stats, intercept, slope, unit_mean, year_effect,
-                                      sigma, unit_sd),
+                _marginal_normal_logp(
+                    stats, intercept, slope, unit_mean, year_effect, sigma, unit_sd
+                ),
             )
             return model
         if parametrisation == "mundlak":
@@ -504,8 +531,7 @@ def build_twfe_model(
         elif likelihood == "student_t":
             sigma = priors.sigma.to_pymc("sigma")
             nu = priors.nu.to_pymc("nu")
-            pm.StudentT(design.outcome, nu=nu, mu=eta, sigma=sigma, observed=design.y,
-                        dims="obs")
+            pm.StudentT(design.outcome, nu=nu, mu=eta, sigma=sigma, observed=design.y, dims="obs")
         else:
             alpha = priors.alpha.to_pymc("alpha")
             pm.NegativeBinomial(
@@ -514,8 +540,9 @@ def build_twfe_model(
     return model
 
 
-def _marginal_normal_logp(stats: _SufficientStats, intercept, slope, unit_mean, year_effect,
-                          sigma, unit_sd):
+def _marginal_normal_logp(
+    stats: _SufficientStats, intercept, slope, unit_mean, year_effect, sigma, unit_sd
+):
     """log p(y | alpha, beta, lambda, tau, sigma, unit_sd) with the unit offsets integrated out.
 
     sum_i [ -(T_i - 1)/2 log sigma^2 - 1/2 log(sigma^2 + T_i unit_sd^2) ]
@@ -554,8 +581,16 @@ def _marginal_normal_logp(stats: _SufficientStats, intercept, slope, unit_mean, 
 # --------------------------------------------------------------------------------------------
 
 
-def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int,
-            progressbar: bool, target_accept: float | None) -> tuple[Any, dict[str, float]]:
+def _sample(
+    model,
+    sampler: str,
+    draws: int,
+    tune: int,
+    chains: int,
+    seed: int,
+    progressbar: bool,
+    target_accept: float | None,
+) -> tuple[Any, dict[str, float]]:
     import pymc as pm
 
     times: dict[str, float] = {}
@@ -568,8 +603,14 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int,
         extra = {} if target_accept is None else {"target_accept": target_accept}
         start = _time.perf_counter()
         idata = nutpie.sample(
-            compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-            progress_bar=progressbar, save_warmup=False, **extra,
+            compiled,
+            draws=draws,
+            tune=tune,
+            chains=chains,
+            seed=seed,
+            progress_bar=progressbar,
+            save_warmup=False,
+            **extra,
         )
         times["sampling_s"] = _time.perf_counter() - start
         return idata, times
@@ -582,8 +623,13 @@ def _sample(model, sampler: str, draws: int, tune: int, chains: int, seed: int,
         start = _time.perf_counter()
         with model:
             idata = pm.sample(
-                draws=draws, tune=tune, chains=chains, random_seed=seed,
-                progressbar=progressbar, compute_convergence_checks=False, **kwargs,
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                random_seed=seed,
+                progressbar=progressbar,
+                compute_convergence_checks=False,
+                **kwargs,
             )
         total = _time.perf_counter() - start
         sampling = float(idata.posterior.attrs.get("sampling_time", total))
@@ -701,9 +747,7 @@ class BayesPanelFit:
     seed: int
     versions: dict[str, str]
     wall_times: dict[str, float]
-    _tidy_cache: dict[str, pd.DataFrame] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _tidy_cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def regressors(self) -> list[str]:
@@ -741,9 +785,7 @@ class BayesPanelFit:
                     entries.append((name, posterior[name].values))
             if "between" in posterior:
                 for name in self.regressors:
-                    entries.append(
-                        (f"mundlak_{name}", posterior["between"].sel(coef=name).values)
-                    )
+                    entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
         divergences = self.divergences
         rows = []
         for term, draws in entries:
@@ -921,18 +963,29 @@ def fit_bayes_twfe(
         _complete_marginalised(idata, design, seed)
     elif "log_likelihood" not in idata.groups():
         pm.compute_log_likelihood(
-            idata, model=model, var_names=[outcome], progressbar=False,
+            idata,
+            model=model,
+            var_names=[outcome],
+            progressbar=False,
             compile_kwargs={"mode": "NUMBA"},
         )
     roles = _prior_roles(likelihood, parametrisation, time is not None)
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical unit and year effects.
-    prior_vars = [v.name for v in model.free_RVs
-                  if v.name in roles or v.name.startswith(("slope_", "between_"))]
+    prior_vars = [
+        v.name
+        for v in model.free_RVs
+        if v.name in roles or v.name.startswith(("slope_", "between_"))
+    ]
     if "log_prior" in idata.groups():
         del idata.log_prior
-    pm.compute_log_prior(idata, model=model, var_names=prior_vars, progressbar=False,
-                         compile_kwargs={"mode": "NUMBA"})
+    pm.compute_log_prior(
+        idata,
+        model=model,
+        var_names=prior_vars,
+        progressbar=False,
+        compile_kwargs={"mode": "NUMBA"},
+    )
     _add_observed(idata, design)
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total

@@ -389,8 +389,11 @@ class PanelPriors:
         if isinstance(overrides, Mapping):
             for key, value in overrides.items():
                 role, _, term = str(key).partition(".")
-                if role in PER_TERM_ROLES and not term and isinstance(value, Mapping) and not (
-                    _is_prior_table(value)
+                if (
+                    role in PER_TERM_ROLES
+                    and not term
+                    and isinstance(value, Mapping)
+                    and not (_is_prior_table(value))
                 ):
                     for term_name, term_value in value.items():
                         where = f"prior '{role}.{term_name}'"
@@ -441,9 +444,7 @@ class PanelPriors:
                 f"({', '.join(scales.regressors)})."
             )
         resolved = replace(self, **filled, sources=tuple(sources.items()))
-        per_term = {
-            role: dict(getattr(resolved, f"{role}_terms")) for role in PER_TERM_ROLES
-        }
+        per_term = {role: dict(getattr(resolved, f"{role}_terms")) for role in PER_TERM_ROLES}
         # A role-wide default is scaled per regressor, so store it per term explicitly.
         for role in PER_TERM_ROLES:
             for term in scales.regressors:
@@ -580,15 +581,11 @@ def default_priors(scales: DataScales) -> dict[str, Prior]:
         scales.regressors, scales.within_sd, scales.between_sd, strict=True
     ):
         defaults[f"slope.{term}"] = Prior.of("normal", 0.0, m * outcome_scale / _safe_scale(w_sd))
-        defaults[f"between.{term}"] = Prior.of(
-            "normal", 0.0, m * outcome_scale / _safe_scale(b_sd)
-        )
+        defaults[f"between.{term}"] = Prior.of("normal", 0.0, m * outcome_scale / _safe_scale(b_sd))
     return defaults
 
 
-def vector_prior(
-    priors: PanelPriors, role: str, terms: Sequence[str], name: str, dims: str
-):
+def vector_prior(priors: PanelPriors, role: str, terms: Sequence[str], name: str, dims: str):
     """Create one PyMC vector variable for a per-regressor role.
 
     When all regressors share a family, a single vector variable ``name`` with per-term
@@ -607,5 +604,7 @@ def vector_prior(
             for key, _ in first.params
         }
         return first.to_pymc(name, dims=dims, **params)
-    parts = [prior.to_pymc(f"{name}_{term}") for prior, term in zip(term_priors, terms, strict=True)]
+    parts = [
+        prior.to_pymc(f"{name}_{term}") for prior, term in zip(term_priors, terms, strict=True)
+    ]
     return pm.Deterministic(name, pt.stack(parts), dims=dims)
