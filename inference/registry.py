@@ -2,8 +2,11 @@
 
 Each study has ``inference/studies/<study>.toml`` with a ``[defaults]`` table and one
 ``[[spec]]`` per published column. A regressor list may contain ``"@controls"``, which expands
-to the study's default controls. Fields beyond the common ones (instruments, threshold
-variables, mediators, ...) are kept in ``Spec.options`` for the estimator that needs them.
+to the study's default controls. A top-level ``derive`` list names functions
+(``"package.module:function"``, each ``frame -> frame`` adding columns) that build constructed
+measures from the raw panel before any specification runs. Fields beyond the common ones
+(instruments, threshold variables, mediators, ...) are kept in ``Spec.options`` for the
+estimator that needs them.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ class Study:
     unit: str
     time: str
     specs: tuple[Spec, ...]
+    derive: tuple[str, ...] = ()
 
     def tables(self) -> list[str]:
         return list(dict.fromkeys(s.table for s in self.specs))
@@ -100,12 +104,12 @@ def load_study(name: str) -> Study:
                 vcov=merged.get("vcov", "hetero"),
                 sample=merged.get("sample"),
                 winsorize=merged.get("winsorize"),
-                bayes=bool(merged.get("bayes", False)),
+                bayes=bool(merged.get("bayes", True)),
                 label=merged.get("label", ""),
                 options={k: v for k, v in merged.items() if k not in COMMON_FIELDS},
             )
         )
     return Study(
         name=raw["study"], title=raw.get("title", name), unit=raw["unit"], time=raw["time"],
-        specs=tuple(specs),
+        specs=tuple(specs), derive=tuple(raw.get("derive", [])),
     )

@@ -57,14 +57,15 @@ def comparison_table(results: pd.DataFrame, table: str) -> str:
     return "<table>" + "".join(lines) + "</table>"
 
 
-def _posterior_figure(fit, frequentist: pd.DataFrame, published: pd.DataFrame,
-                      path: Path, title: str) -> Path:
+def _posterior_figure(bayesian: pd.DataFrame, frequentist: pd.DataFrame,
+                      published: pd.DataFrame, path: Path, title: str) -> Path:
+    """Bayesian 94% HDIs beside frequentist 95% CIs and published points, one line per term."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tidy = fit.tidy(auxiliary=False)
+    tidy = bayesian.dropna(subset=["ci_low", "ci_high"]).reset_index(drop=True)
     terms = list(tidy["term"])
     fig, ax = plt.subplots(figsize=(7, 0.6 * len(terms) + 1.2))
     for i, term in enumerate(terms):
@@ -114,19 +115,22 @@ def write_report(outcome) -> Path:
     for table in dict.fromkeys(results["table"]):
         parts.append(f"<h2>Table {html.escape(str(table))}</h2>")
         parts.append(comparison_table(results, table))
-        for key, fit in outcome.bayes_fits.items():
-            fit_table, fit_column = key.split("/")
-            if fit_table != table:
-                continue
-            cell = results[(results["table"] == fit_table) & (results["column"] == fit_column)]
+        in_table = results[results["table"] == table]
+        for column in dict.fromkeys(in_table.loc[in_table["source"] == "bayesian", "column"]):
+            cell = in_table[in_table["column"] == column]
             figure = _posterior_figure(
-                fit, cell[cell["source"] == "frequentist"], cell[cell["source"] == "published"],
-                out_dir / f"posterior_table{fit_table}_col{fit_column}.png",
-                f"Table {fit_table} column {fit_column}"
+                cell[cell["source"] == "bayesian"], cell[cell["source"] == "frequentist"],
+                cell[cell["source"] == "published"],
+                out_dir / f"posterior_table{table}_col{column}.png",
+                f"Table {table} column {column}"
                 + (" (SYNTHETIC data)" if dataset.synthetic else ""),
             )
-            parts.append(f"<img src='{figure.name}' alt='posterior, table {fit_table} column "
-                         f"{fit_column}'>")
+            parts.append(f"<img src='{figure.name}' alt='posterior, table {table} column "
+                         f"{column}'>")
+    if outcome.figures:
+        parts.append("<h2>Figures</h2>")
+        parts.extend(f"<img src='{html.escape(Path(f).name)}' alt='{html.escape(Path(f).stem)}'>"
+                     for f in dict.fromkeys(outcome.figures))
     if outcome.skipped:
         parts.append("<h2>Not run</h2><ul>" + "".join(
             f"<li>{html.escape(s)}</li>" for s in outcome.skipped) + "</ul>")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import re
+import importlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ from data.errors import DataError
 from data.published import load_published, published_to_results
 from inference.datasets import Dataset, load_dataset
 from inference.descriptives import moments_table
-from inference.estimators import FREQUENTIST
+from inference.estimators import BAYESIAN, FREQUENTIST, Estimate, Settings
 from inference.registry import Spec, Study, load_study
 from inference.results import assemble, result_rows, write_results
 from inference.samples import prepare_sample
@@ -51,6 +51,7 @@ class RunOutcome:
     out_dir: Path
     bayes_fits: dict[str, object] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,42 +66,42 @@ def _published_rows(study: str) -> pd.DataFrame:
     return rows
 
 
+def _derive_measures(study: Study, dataset: Dataset, progress) -> Dataset:
+    """Apply the study's ``derive`` functions (constructed measures) to a copy of the data."""
+    frame = dataset.frame
+    for target in study.derive:
+        module_name, _, function_name = target.partition(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        before = set(frame.columns)
+        frame = function(frame.copy())
+        progress(f"[{study.name}] derived {sorted(set(frame.columns) - before)} "
+                 f"with {target}")
+    frame.attrs.update(dataset.frame.attrs)
+    return replace(dataset, frame=frame)
+
+
 def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
     return [c for c in spec.columns if c not in frame.columns]
 
 
-def _bayes_rows(spec: Spec, sample: pd.DataFrame, study: Study, options: RunOptions, out_dir):
-    from models.bayes_panel import fit_bayes_twfe
+def _user_priors(options: RunOptions):
+    """The priors the user gave (file, then command-line overrides on top), or None."""
     from models.priors import load_priors_toml
 
     priors = load_priors_toml(options.prior_file) if options.prior_file else None
     if options.priors:
         priors = (priors.with_overrides(list(options.priors)) if priors is not None
                   else list(options.priors))
-    time_effect = study.time if study.time in spec.effects else None
-    fit = fit_bayes_twfe(
-        sample, spec.outcome, list(spec.regressors), unit=study.unit, time=time_effect,
-        priors=priors, seed=options.seed, **options.sampling,
-    )
-    tidy = fit.tidy(auxiliary=False)
-    rows = result_rows(tidy, study=spec.study, table=spec.table, column=spec.column,
-                       source="bayesian")
-    rows["note"] = [convergence_note(term, fit.convergence_problems()) for term in rows["term"]]
-    fit.save_netcdf(out_dir / f"posterior_table{spec.table}_col{spec.column}.nc")
-    return rows, fit
+    return priors
 
 
-def convergence_note(term: str, problems: list[str]) -> str:
-    """The convergence problems of ``term`` in words, and which other parameters of the same
-    model failed (a model whose nuisance parameters have not mixed is not trusted either)."""
-    own = [p for p in problems if re.search(rf"\bof {re.escape(term)} is\b", p)]
-    others = sorted({m.group(1) for p in problems if p not in own
-                     for m in [re.search(r"\bof (\S+) is\b", p)] if m})
-    general = [p for p in problems if not re.search(r"\bof \S+ is\b", p)]
-    parts = own + general
-    if others:
-        parts.append("other parameters of this model did not converge: " + ", ".join(others))
-    return "; ".join(parts)
+def _save_fits(estimate: Estimate, spec: Spec, out_dir: Path) -> list[Path]:
+    paths = []
+    for name, fit in estimate.fits.items():
+        suffix = f"_{name}" if name else ""
+        path = out_dir / f"posterior_table{spec.table}_col{spec.column}{suffix}.nc"
+        paths.append(fit.save_netcdf(path))
+    return paths
 
 
 def run_study(
@@ -114,6 +115,7 @@ def run_study(
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
     dataset = load_dataset(name, options.data, needed)
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
+    dataset = _derive_measures(study, dataset, progress)
 
     parts = [_published_rows(name)]
     moments = moments_table(dataset.frame, _summary_variables(name, dataset.frame))
@@ -121,6 +123,9 @@ def run_study(
         parts.append(result_rows(moments, study=name, table="1", column="", source="frequentist")
                      .assign(column=moments["column"].to_numpy()))
     outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir)
+    settings = Settings(seed=options.seed, unit=study.unit, time=study.time, quick=options.quick,
+                        sampling=dict(options.sampling), priors=_user_priors(options),
+                        out_dir=out_dir, synthetic=dataset.synthetic)
     for index, spec in enumerate(study.specs, start=1):
         prefix = f"[{name}] {index}/{len(study.specs)} table {spec.table} column {spec.column}"
         missing = _missing_columns(spec, dataset.frame)
@@ -133,21 +138,31 @@ def run_study(
             continue
         sample = prepare_sample(dataset.frame, spec)
         tick = time.perf_counter()
-        tidy = estimator(sample, spec, {"seed": options.seed, "quick": options.quick,
-                                        "time": study.time})
-        parts.append(result_rows(tidy, study=name, table=spec.table, column=spec.column,
-                                 source="frequentist"))
+        estimate = estimator(sample, spec, settings)
+        parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
+                                 column=spec.column, source="frequentist"))
+        outcome.figures.extend(estimate.figures)
         progress(f"{prefix}: frequentist {time.perf_counter() - tick:.2f} s")
-        if spec.bayes and not options.frequentist_only:
-            tick = time.perf_counter()
-            progress(f"{prefix}: sampling the Bayesian counterpart "
-                     f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
-            rows, fit = _bayes_rows(spec, sample, study, options, out_dir)
-            parts.append(rows)
-            outcome.bayes_fits[f"{spec.table}/{spec.column}"] = fit
-            status = "converged" if fit.converged else "NOT converged: " + "; ".join(
-                fit.convergence_problems())
-            progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
+        bayesian = BAYESIAN.get(spec.kind)
+        if not spec.bayes or options.frequentist_only:
+            continue
+        if bayesian is None:
+            outcome.skipped.append(f"{spec.key}: no Bayesian counterpart for kind "
+                                   f"'{spec.kind}' yet")
+            continue
+        tick = time.perf_counter()
+        progress(f"{prefix}: sampling the Bayesian counterpart "
+                 f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
+        estimate = bayesian(sample, spec, settings)
+        parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
+                                 column=spec.column, source="bayesian"))
+        _save_fits(estimate, spec, out_dir)
+        outcome.figures.extend(estimate.figures)
+        outcome.bayes_fits.update({f"{spec.table}/{spec.column}/{k}": f
+                                   for k, f in estimate.fits.items()})
+        problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
+        status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
+        progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
     outcome.results = assemble(parts, dataset.label)
     path = write_results(outcome.results, out_dir)
     outcome.timings["total_s"] = time.perf_counter() - started

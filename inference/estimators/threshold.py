@@ -1,25 +1,19 @@
-"""Frequentist estimators by specification kind: each maps (sample, spec) to a tidy table."""
+"""Hansen (1999) panel threshold regression (frequentist)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pandas as pd
 
+from inference.estimators.base import Estimate, Settings
 from inference.registry import Spec
-from models.panel_fe import fit_twfe
 from models.threshold import fit_panel_threshold
+
+KIND = "threshold"
 
 QUICK_BOOTSTRAP = 50
 
 
-def twfe(sample: pd.DataFrame, spec: Spec, settings: dict) -> pd.DataFrame:
-    """Two-way (or any absorbed) fixed-effects regression of the spec's columns."""
-    return fit_twfe(sample, spec.outcome, list(spec.regressors), list(spec.effects),
-                    vcov=spec.vcov).tidy()
-
-
-def threshold(sample: pd.DataFrame, spec: Spec, settings: dict) -> pd.DataFrame:
+def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     """Hansen (1999) panel threshold model; the spec's regressors are regime-independent.
 
     Options: ``regime`` (regressor whose slope switches), ``threshold_variable``,
@@ -29,14 +23,14 @@ def threshold(sample: pd.DataFrame, spec: Spec, settings: dict) -> pd.DataFrame:
     column of slopes per standard-error type; default one column with White errors).
     """
     options = spec.options
-    unit, period = spec.effects[0], settings["time"]
-    n_boot = QUICK_BOOTSTRAP if settings.get("quick") else int(options.get("n_boot", 300))
+    unit, period = spec.effects[0], settings.time
+    n_boot = QUICK_BOOTSTRAP if settings.quick else int(options.get("n_boot", 300))
     result = fit_panel_threshold(
         sample, y=spec.outcome, regime=options["regime"],
         threshold=options["threshold_variable"], fixed=list(spec.regressors), unit=unit,
         period=period, n_thresholds=int(options.get("n_thresholds", 1)),
         n_tests=options.get("n_tests"), demean=options.get("demean", "hansen"),
-        time=period in spec.effects, n_boot=n_boot, seed=settings["seed"],
+        time=period in spec.effects, n_boot=n_boot, seed=settings.seed,
     )
     tables = options.get("tables", {})
     se_columns = options.get("se_columns", {spec.column: "white"})
@@ -63,10 +57,5 @@ def threshold(sample: pd.DataFrame, spec: Spec, settings: dict) -> pd.DataFrame:
     out = pd.concat([*parts, thresholds, tests], ignore_index=True)
     out["term"] = out["term"].replace(options.get("rename", {}))
     out["n_obs"] = len(sample)
-    return out.drop(columns="kind")
+    return Estimate(out.drop(columns="kind"))
 
-
-FREQUENTIST: dict[str, Callable[[pd.DataFrame, Spec, dict], pd.DataFrame]] = {
-    "twfe": twfe,
-    "threshold": threshold,
-}

@@ -1,0 +1,44 @@
+"""Estimator adapters by specification kind, discovered from the modules of this package.
+
+Each module declares ``KIND`` and defines ``frequentist`` and/or ``bayesian`` (see
+:mod:`inference.estimators.base`). ``FREQUENTIST[kind]`` and ``BAYESIAN[kind]`` map a spec's
+``kind`` to the adapter that fits it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+
+import pandas as pd
+
+from inference.estimators.base import Estimate, Settings
+
+Adapter = Callable[[pd.DataFrame, object, Settings], Estimate]
+
+
+def _discover() -> tuple[dict[str, Adapter], dict[str, Adapter]]:
+    frequentist: dict[str, Adapter] = {}
+    bayesian: dict[str, Adapter] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name == "base":
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        kind = getattr(module, "KIND", None)
+        if kind is None:
+            continue
+        for registry, attribute in ((frequentist, "frequentist"), (bayesian, "bayesian")):
+            adapter = getattr(module, attribute, None)
+            if adapter is None:
+                continue
+            if kind in registry:
+                raise RuntimeError(f"two {attribute} adapters for kind '{kind}' "
+                                   f"(second in {module.__name__})")
+            registry[kind] = adapter
+    return frequentist, bayesian
+
+
+FREQUENTIST, BAYESIAN = _discover()
+
+__all__ = ["BAYESIAN", "FREQUENTIST", "Estimate", "Settings"]
