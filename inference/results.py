@@ -52,5 +52,5 @@ def write_results(frame: pd.DataFrame, out_dir: Path) -> Path:
     """Write ``results.csv`` into ``out_dir`` (created if needed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "results.csv"
-    frame.to_csv(path, index=False, float_format="%.6g")
+    frame.to_csv(path, index=False, float_format="%.12g")
     return path

@@ -1,0 +1,79 @@
+"""Panel formulas of the ``fit`` command: ``"y ~ x1 + x2 | unit + time"``.
+
+The part before ``~`` is the outcome, the terms joined by ``+`` after it the regressors, and the
+terms after ``|`` the absorbed effects: ``| unit`` gives one-way (unit) effects, ``| unit + time``
+two-way effects. The first effect is the panel unit, the second the period.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+class FormulaError(ValueError):
+    """A formula that does not follow ``y ~ x1 + x2 | unit [+ time]``."""
+
+
+@dataclass(frozen=True)
+class PanelFormula:
+    """A parsed panel formula."""
+
+    outcome: str
+    regressors: tuple[str, ...]
+    unit: str
+    time: str | None
+
+    @property
+    def effects(self) -> tuple[str, ...]:
+        return (self.unit,) if self.time is None else (self.unit, self.time)
+
+    @property
+    def columns(self) -> list[str]:
+        return list(dict.fromkeys([self.outcome, *self.regressors, *self.effects]))
+
+
+def _terms(text: str, where: str, formula: str) -> list[str]:
+    terms = [t.strip() for t in text.split("+")]
+    for term in terms:
+        if not term:
+            raise FormulaError(f"formula '{formula}': an empty term in the {where}")
+        if not _NAME.match(term):
+            raise FormulaError(
+                f"formula '{formula}': '{term}' in the {where} is not a column name (write "
+                "transformations such as logs or interactions into the data first)")
+    return terms
+
+
+def parse_formula(formula: str) -> PanelFormula:
+    """Parse ``"y ~ x1 + x2 | unit + time"`` (or ``| unit``) into its parts.
+
+    Raises
+    ------
+    FormulaError
+        When ``~`` or ``|`` is missing, a term is not a plain column name, more than two
+        effects are given, or a column appears twice.
+    """
+    if formula.count("~") != 1:
+        raise FormulaError(f"formula '{formula}' needs exactly one '~' (y ~ x | unit + time)")
+    left, right = formula.split("~")
+    if right.count("|") != 1:
+        raise FormulaError(
+            f"formula '{formula}' needs '| unit' or '| unit + time' after the regressors")
+    regressors_text, effects_text = right.split("|")
+    outcome = _terms(left, "outcome", formula)
+    if len(outcome) != 1:
+        raise FormulaError(f"formula '{formula}': one outcome before '~', not {outcome}")
+    regressors = _terms(regressors_text, "regressors", formula)
+    effects = _terms(effects_text, "effects", formula)
+    if len(effects) > 2:
+        raise FormulaError(
+            f"formula '{formula}': at most two effects (unit and time), not {effects}")
+    every = [*outcome, *regressors, *effects]
+    repeated = sorted({c for c in every if every.count(c) > 1})
+    if repeated:
+        raise FormulaError(f"formula '{formula}': column(s) {repeated} appear more than once")
+    return PanelFormula(outcome=outcome[0], regressors=tuple(regressors), unit=effects[0],
+                        time=effects[1] if len(effects) == 2 else None)
