@@ -49,7 +49,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         frame = reader(path)
     except Exception as exc:  # every reader has its own exception zoo; report them alike
-        raise DataError(f"{path}: cannot be read as {path.suffix} ({type(exc).__name__}: {exc})")
+        raise DataError(
+            f"{path}: cannot be read as {path.suffix} ({type(exc).__name__}: {exc})"
+        ) from exc
     if frame.shape[0] == 0:
         raise DataError(f"{path}: the file has a header but no data rows")
     return frame

@@ -456,12 +456,39 @@ def _unit_effects_mode(likelihood: str, parametrisation: str, unit_effects: str)
     return unit_effects
 
 
+def marginal_model_data(design: PanelDesign, priors: PanelPriors) -> dict[str, np.ndarray]:
+    """Every data-dependent number of the marginalised model, by container name.
+
+    ``stat_<field>`` are the sufficient statistics, ``<variable>__<parameter>`` the resolved
+    prior parameters (vectors for the per-regressor roles, which must share one family).
+    """
+    stats = _SufficientStats.from_design(design)
+    values: dict[str, np.ndarray] = {"unit_means": np.asarray(design.unit_means, float)}
+    for key in _SufficientStats.__dataclass_fields__:
+        value = getattr(stats, key)
+        if value is not None:
+            values[f"stat_{key}"] = np.asarray(value, dtype=float)
+    roles = ["intercept", "unit_sd", "sigma"] + (["year_sd"] if design.time_idx is not None
+                                                 else [])
+    for role in roles:
+        for key, value in getattr(priors, role).params:
+            values[f"{role}__{key}"] = np.asarray(value, dtype=float)
+    for role in ("slope", "between"):
+        term_priors = [priors.term_prior(role, term) for term in design.regressors]
+        if len({p.family for p in term_priors}) != 1:
+            raise ValueError(f"data containers need one prior family for every {role}")
+        for key, _ in term_priors[0].params:
+            values[f"{role}__{key}"] = np.array([dict(p.params)[key] for p in term_priors])
+    return values
+
+
 def build_twfe_model(
     design: PanelDesign,
     priors: PanelPriors,
     likelihood: str = "normal",
     parametrisation: str = "mundlak",
     unit_effects: str = "auto",
+    data_containers: bool = False,
 ):
     """The PyMC model of :func:`fit_bayes_twfe` for a prepared design and resolved priors.
 
@@ -475,6 +502,10 @@ def build_twfe_model(
     splits into the within-unit sum of squares of r_i (scale sigma^2) and its unit mean
     (scale sigma^2 / T_i + unit_sd^2). The within part is written with sufficient statistics,
     so one gradient costs O(k^2 + N k + T^2) instead of O(n k).
+
+    ``data_containers=True`` (marginalised mode only) holds every number that depends on the
+    data (sufficient statistics and prior parameters) in ``pm.Data`` containers named as in
+    :func:`marginal_model_data`, so one compiled model serves every design of the same shape.
     """
     import pymc as pm
 
@@ -492,22 +523,46 @@ def build_twfe_model(
     if design.time_idx is not None:
         coords["year"] = list(design.time_labels)
     x = design.x_within if parametrisation == "mundlak" else design.x_raw - design.x_mean
+    if data_containers and mode != "marginalised":
+        raise ValueError("data containers are implemented for the marginalised model only")
+    values = marginal_model_data(design, priors) if data_containers else None
+
+    def const(name: str, value):
+        return pm.Data(name, value) if values is not None else value
+
+    def prior(role: str, name: str, **kwargs):
+        spec = getattr(priors, role)
+        params = {key: const(f"{name}__{key}", value) for key, value in spec.params}
+        return spec.to_pymc(name, **params, **kwargs)
+
+    def vector(role: str, name: str):
+        if values is None:
+            return vector_prior(priors, role, design.regressors, name, "coef")
+        term_priors = [priors.term_prior(role, term) for term in design.regressors]
+        params = {key: const(f"{name}__{key}", values[f"{name}__{key}"])
+                  for key, _ in term_priors[0].params}
+        return term_priors[0].to_pymc(name, dims="coef", **params)
+
     with pm.Model(coords=coords) as model:
-        intercept = priors.intercept.to_pymc("intercept")
-        slope = vector_prior(priors, "slope", design.regressors, "slope", "coef")
-        unit_sd = priors.unit_sd.to_pymc("unit_sd")
+        intercept = prior("intercept", "intercept")
+        slope = vector("slope", "slope")
+        unit_sd = prior("unit_sd", "unit_sd")
         if parametrisation == "naive":
             unit_mean = 0.0
         else:
-            between = vector_prior(priors, "between", design.regressors, "between", "coef")
-            unit_mean = pm.math.dot(design.unit_means, between)
+            between = vector("between", "between")
+            unit_mean = pm.math.dot(const("unit_means", design.unit_means), between)
         year_effect = None
         if design.time_idx is not None:
-            year_sd = priors.year_sd.to_pymc("year_sd")
+            year_sd = prior("year_sd", "year_sd")
             year_effect = pm.ZeroSumNormal("year_effect", sigma=year_sd, dims="year")
         if mode == "marginalised":
-            sigma = priors.sigma.to_pymc("sigma")
+            sigma = prior("sigma", "sigma")
             stats = _SufficientStats.from_design(design)
+            if values is not None:
+                stats = _SufficientStats(**{
+                    key: None if getattr(stats, key) is None else const(f"stat_{key}", values[
+                        f"stat_{key}"]) for key in _SufficientStats.__dataclass_fields__})
             pm.Potential(
                 f"{design.outcome}_marginal",
                 _marginal_normal_logp(
@@ -553,7 +608,7 @@ def _marginal_normal_logp(
     import pytensor.tensor as pt
 
     counts = stats.unit_counts
-    n_obs = float(counts.sum())
+    n_obs = pt.sum(counts)
     sigma2 = sigma**2
     within_ss = (
         stats.syy_within - 2.0 * pt.dot(slope, stats.sxy) + pt.dot(slope, pt.dot(stats.sxx, slope))
@@ -568,7 +623,7 @@ def _marginal_normal_logp(
         unit_resid = unit_resid - pt.dot(stats.year_share, year_effect)
     between_var = sigma2 + counts * unit_sd**2
     return (
-        -0.5 * (n_obs - counts.size) * pt.log(sigma2)
+        -0.5 * (n_obs - counts.shape[0]) * pt.log(sigma2)
         - 0.5 * pt.sum(pt.log(between_var))
         - 0.5 * within_ss / sigma2
         - 0.5 * pt.sum(counts * unit_resid**2 / between_var)
@@ -900,6 +955,7 @@ def fit_bayes_twfe(
     parametrisation: str = "mundlak",
     target_accept: float | None = None,
     unit_effects: str = "auto",
+    reuse_compiled: bool = True,
 ) -> BayesPanelFit:
     """Fit the hierarchical Bayesian counterpart of a TWFE regression.
 
@@ -932,6 +988,10 @@ def fit_bayes_twfe(
         ``auto`` integrates the unit offsets out exactly for the normal likelihood (they are
         then drawn from their exact conditional posterior after sampling) and samples them
         (non-centred) otherwise.
+    reuse_compiled : bool
+        For the marginalised model with nutpie, compile once per model shape and re-use the
+        compiled model for later designs of the same shape
+        (:mod:`models.bayes_panel_compiled`); same model, same posterior, no 10-15 s compile.
 
     Returns
     -------
@@ -954,11 +1014,30 @@ def fit_bayes_twfe(
             )
     link = "log" if likelihood == "negbin" else "identity"
     resolved = resolve_priors(priors, design, link)
+    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects)
+    roles = _prior_roles(likelihood, parametrisation, time is not None)
+
+    def spec_fields(mode: str) -> dict[str, Any]:
+        return {"unit_effects": mode, "outcome": outcome, "unit": unit, "time": time,
+                "likelihood": likelihood, "parametrisation": parametrisation,
+                "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
+                "compiled_model_reused": bool(reuse_compiled)}
+
+    from models.bayes_panel_compiled import reusable, sample_marginalised
+
+    if mode == "marginalised" and sampler == "nutpie" and reuse_compiled and reusable(
+            design, resolved):
+        idata, times, _ = sample_marginalised(design, resolved, draws, tune, chains, seed,
+                                              progressbar, target_accept)
+        start_post = _time.perf_counter()
+        _complete_marginalised(idata, design, seed)
+        _add_observed(idata, design)
+        return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
+                           spec_fields(mode))
     model = build_twfe_model(design, resolved, likelihood, parametrisation, unit_effects)
 
     idata, times = _sample(model, sampler, draws, tune, chains, seed, progressbar, target_accept)
     start_post = _time.perf_counter()
-    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects)
     if mode == "marginalised":
         _complete_marginalised(idata, design, seed)
     elif "log_likelihood" not in idata.groups():
@@ -969,7 +1048,6 @@ def fit_bayes_twfe(
             progressbar=False,
             compile_kwargs={"mode": "NUMBA"},
         )
-    roles = _prior_roles(likelihood, parametrisation, time is not None)
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical unit and year effects.
     prior_vars = [
@@ -987,22 +1065,16 @@ def fit_bayes_twfe(
         compile_kwargs={"mode": "NUMBA"},
     )
     _add_observed(idata, design)
+    return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
+                       spec_fields(mode))
+
+
+def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed, fields):
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
-
-    roles = _prior_roles(likelihood, parametrisation, time is not None)
     spec = {
-        "unit_effects": mode,
-        "outcome": outcome,
+        **fields,
         "regressors": list(design.regressors),
-        "unit": unit,
-        "time": time,
-        "likelihood": likelihood,
-        "parametrisation": parametrisation,
-        "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
         "n_obs": design.n_obs,
         "n_units": len(design.unit_labels),
         "n_years": len(design.time_labels),

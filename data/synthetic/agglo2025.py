@@ -58,7 +58,7 @@ import pandas as pd
 
 from data.measures.knowledge_variety import variety_panel
 from data.measures.location_quotient import location_quotient
-from data.synthetic.fu2021 import within_slopes
+from data.synthetic.within import within_slopes
 
 DEFAULT_SEED = 20250268
 YEARS = np.arange(2015, 2025)

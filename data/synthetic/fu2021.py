@@ -75,6 +75,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import brentq
 
+from data.synthetic.within import within_slopes
 from models.dea import bcc_efficiency, ccr_efficiency
 
 DEFAULT_SEED = 20211206
@@ -149,33 +150,6 @@ def _provinces(rng: np.random.Generator) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["province", "region"])
     frame["z"] = rng.normal(frame["region"].map(REGION_SIZE_MEAN), 0.6)
     return frame
-
-
-def within_slopes(
-    y: np.ndarray, regressors: np.ndarray, unit: np.ndarray, time: np.ndarray
-) -> np.ndarray:
-    r"""Two-way fixed-effects (within) OLS slopes on a balanced panel.
-
-    :math:`\tilde v_{it} = v_{it} - \bar v_{i\cdot} - \bar v_{\cdot t} + \bar v`, then
-    :math:`\hat b = (\tilde X'\tilde X)^{-1}\tilde X'\tilde y`; equal to the slopes of
-    ``y ~ X | unit + year`` when every unit is observed once in every period.
-    """
-    values = np.column_stack([y, regressors]).astype(float)
-    units, unit_codes = np.unique(unit, return_inverse=True)
-    periods, time_codes = np.unique(time, return_inverse=True)
-    cells = np.zeros((len(units), len(periods)), dtype=int)
-    np.add.at(cells, (unit_codes, time_codes), 1)
-    if not (cells == 1).all():
-        raise ValueError("within_slopes needs a balanced panel: one row per unit and period")
-    grid = np.empty((len(units), len(periods), values.shape[1]))
-    grid[unit_codes, time_codes] = values
-    demeaned = (
-        grid
-        - grid.mean(axis=1, keepdims=True)
-        - grid.mean(axis=0, keepdims=True)
-        + grid.mean(axis=(0, 1), keepdims=True)
-    ).reshape(-1, values.shape[1])
-    return np.linalg.lstsq(demeaned[:, 1:], demeaned[:, 0], rcond=None)[0]
 
 
 def _dummies(labels: np.ndarray) -> np.ndarray:

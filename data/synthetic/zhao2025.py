@@ -18,7 +18,8 @@ Each control v in (Eco, Huc, Edu, Fis, Gov) and the AI measure:
 then shifted and scaled to the Table 1 mean and standard deviation and clipped to its range.
 omega_v is set from the published robust t of Table 2 column (6) so that standard errors, not
 only coefficients, resemble the paper: omega_v = k sigma_e / (se_v sqrt(n)), with
-se_v = coefficient / t and k = 1.2 making up for the variation lost to clipping. AI's within part carries the instrument:
+se_v = coefficient / t and k = 1.2 making up for the variation lost to clipping. AI's within
+part carries the instrument:
 w_AI,it = pi * w_IV,it + v_it (first stage of Table 4), with IV excluded from the outcome, so
 the synthetic instrument is valid.
 
@@ -60,6 +61,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+from data.synthetic.within import two_way_demean
 
 DEFAULT_SEED = 20250401
 YEARS = np.arange(2011, 2023)
@@ -350,14 +353,11 @@ def _scale_to_sd(base: np.ndarray, effect: np.ndarray, target_sd: float) -> floa
 def _twfe_fit(panel: pd.DataFrame) -> tuple[dict[str, float], float]:
     """Two-way within slopes of Table 2 column (6) on a balanced ``panel``, and the residual
     variance."""
-    names = ["Inn", "AI", *CONTROLS]
-    frame = panel[["city", "year", *names]].copy()
-    for name in names:
-        col = frame[name]
-        frame[name] = (col - frame.groupby("city")[name].transform("mean")
-                       - frame.groupby("year")[name].transform("mean") + col.mean())
-    x = frame[["AI", *CONTROLS]].to_numpy()
-    y = frame["Inn"].to_numpy()
-    beta = np.linalg.lstsq(x, y, rcond=None)[0]
-    slopes = dict(zip(["AI", *CONTROLS], beta.round(6).tolist()))
-    return slopes, float(np.var(y - x @ beta))
+    names = ["AI", *CONTROLS]
+    y = panel["Inn"].to_numpy(float)
+    x = panel[names].to_numpy(float)
+    demeaned = two_way_demean(np.column_stack([y, x]), panel["city"].to_numpy(),
+                              panel["year"].to_numpy())
+    beta = np.linalg.lstsq(demeaned[:, 1:], demeaned[:, 0], rcond=None)[0]
+    resid = demeaned[:, 0] - demeaned[:, 1:] @ beta
+    return dict(zip(names, beta.round(6).tolist())), float(np.var(resid))
