@@ -50,6 +50,12 @@ class DataContract:
     time: str
     description: str
     columns: tuple[ColumnRule, ...]
+    keys: tuple[str, ...] = ()
+
+    @property
+    def row_keys(self) -> list[str]:
+        """The columns that identify a row: ``keys`` when declared, else (unit, time)."""
+        return list(self.keys) if self.keys else [self.unit, self.time]
 
     def column(self, name: str) -> ColumnRule:
         for rule in self.columns:
@@ -95,6 +101,7 @@ def load_contract(study: str) -> DataContract:
         time=raw["time"],
         description=raw.get("description", ""),
         columns=columns,
+        keys=tuple(raw.get("keys", ())),
     )
 
 
@@ -200,7 +207,7 @@ def validate_panel(
     if frame.shape[0] == 0:
         raise DataError(f"{source}: no data rows [rule: non-empty panel]")
     names = needed if needed is not None else [c.name for c in contract.columns if c.required]
-    for key in (contract.unit, contract.time):
+    for key in reversed(contract.row_keys):
         if key not in names:
             names = [key, *names]
     missing = [n for n in names if n not in frame.columns]
@@ -224,13 +231,13 @@ def validate_panel(
                     f"{source}: key column '{name}' has missing values at {_rows(missing_keys)} "
                     "[rule: no missing keys]"
                 )
-    keys = [contract.unit, contract.time]
+    keys = contract.row_keys
     duplicated = out.duplicated(keys, keep=False)
     if duplicated.any():
         first = out.loc[duplicated, keys].head(MAX_ROWS_SHOWN).to_dict("records")
         raise DataError(
-            f"{source}: duplicate ({contract.unit}, {contract.time}) keys at {_rows(duplicated)} "
-            f"({first}) [rule: one row per unit and period]"
+            f"{source}: duplicate ({', '.join(keys)}) keys at {_rows(duplicated)} "
+            f"({first}) [rule: one row per ({', '.join(keys)})]"
         )
     for name in names:
         rule = contract.column(name)

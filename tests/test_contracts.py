@@ -57,7 +57,7 @@ def test_non_finite_values(panel):
 
 def test_duplicate_keys(panel):
     bad = pd.concat([panel, panel.iloc[[3]]], ignore_index=True)
-    _check(bad, "duplicate (city, year)", "rows 4, 3253", "one row per unit and period")
+    _check(bad, "duplicate (city, year)", "rows 4, 3253", "one row per (city, year)")
 
 
 def test_out_of_range(panel):

@@ -51,14 +51,12 @@ def test_shipped_panel_meets_contract(shipped):
 
 def test_shipped_patent_file_meets_its_contract(patents):
     contract = load_contract("agglo2025_patents")
-    # Rows are keyed by (city, year, ipc_class): fold the class into the unit key so the
-    # one-row-per-unit-and-period rule checks that key.
-    keyed = patents.assign(city=patents["city"] + "/" + patents["ipc_class"])
-    validate_panel(keyed, contract, needed=[c.name for c in contract.columns])
+    assert contract.row_keys == ["city", "year", "ipc_class"]
+    validate_panel(patents, contract, needed=[c.name for c in contract.columns])
     assert set(patents["ipc_class"]) <= set(agglo2025.CLASSES)
     assert (patents["count"] > 0).all()
-    with pytest.raises(DataError, match="duplicate"):
-        validate_panel(pd.concat([keyed, keyed.iloc[:1]]), contract)
+    with pytest.raises(DataError, match=r"duplicate \(city, year, ipc_class\) keys at rows 1, "):
+        validate_panel(pd.concat([patents, patents.iloc[:1]]), contract)
 
 
 def test_regenerating_reproduces_shipped_files(shipped, patents, truth):

@@ -1,0 +1,1 @@
+"""Statistical models: each frequentist estimator beside its Bayesian counterpart."""
