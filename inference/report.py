@@ -91,6 +91,32 @@ def _posterior_figure(bayesian: pd.DataFrame, frequentist: pd.DataFrame,
     return path
 
 
+def _sensitivity_section(sensitivity: pd.DataFrame) -> str:
+    """Power-scaling prior sensitivity: a summary line and the parameters that are flagged."""
+    if sensitivity is None or not len(sensitivity):
+        return ""
+    flagged = sensitivity[sensitivity["diagnosis"] != "data-driven"]
+    lines = ["<h2>Prior sensitivity (power-scaling)</h2>",
+             f"<p>{len(sensitivity)} posterior quantities checked by power-scaling the prior "
+             "and the likelihood (sensitivity &ge; 0.05 flags); all of them are in "
+             "<code>prior_sensitivity.csv</code>. "]
+    if not len(flagged):
+        lines.append("None is prior-sensitive: the data, not the priors, drive every "
+                     "posterior.</p>")
+        return "".join(lines)
+    lines.append(f"{len(flagged)} are flagged:</p><table><tr><th>table</th><th>column</th>"
+                 "<th>parameter</th><th>prior</th><th>likelihood</th><th>diagnosis</th></tr>")
+    for row in flagged.itertuples():
+        lines.append(f"<tr><td>{html.escape(str(row.table))}</td>"
+                     f"<td>{html.escape(str(row.column))}</td>"
+                     f"<td class='term'>{html.escape(row.parameter)}</td>"
+                     f"<td>{row.prior_sensitivity:.3f}</td>"
+                     f"<td>{row.likelihood_sensitivity:.3f}</td>"
+                     f"<td class='warn'>{html.escape(row.diagnosis)}</td></tr>")
+    lines.append("</table>")
+    return "".join(lines)
+
+
 def write_report(outcome) -> Path:
     """Write ``index.html`` (and its figures) for a finished run; return its path."""
     results, out_dir, dataset = outcome.results, outcome.out_dir, outcome.dataset
@@ -127,6 +153,7 @@ def write_report(outcome) -> Path:
             )
             parts.append(f"<img src='{figure.name}' alt='posterior, table {table} column "
                          f"{column}'>")
+    parts.append(_sensitivity_section(getattr(outcome, "sensitivity", pd.DataFrame())))
     if outcome.figures:
         parts.append("<h2>Figures</h2>")
         parts.extend(f"<img src='{html.escape(Path(f).name)}' alt='{html.escape(Path(f).stem)}'>"

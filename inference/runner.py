@@ -52,6 +52,7 @@ class RunOutcome:
     bayes_fits: dict[str, object] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -78,6 +79,31 @@ def _derive_measures(study: Study, dataset: Dataset, progress) -> Dataset:
                  f"with {target}")
     frame.attrs.update(dataset.frame.attrs)
     return replace(dataset, frame=frame)
+
+
+def _prior_sensitivity(fits: dict, out_dir: Path, progress) -> pd.DataFrame:
+    """Power-scaling sensitivity of every fit that stores log prior and log likelihood,
+    written to ``prior_sensitivity.csv``."""
+    from models.prior_sensitivity import power_scaling_table
+
+    tables = []
+    for key, fit in fits.items():
+        idata = getattr(fit, "idata", None)
+        if idata is None or not {"log_prior", "log_likelihood"} <= set(idata.groups()):
+            continue
+        table, column, name = key.split("/")
+        sensitivity = power_scaling_table(idata)
+        tables.append(sensitivity.assign(table=table, column=column, model=name))
+    if not tables:
+        return pd.DataFrame()
+    frame = pd.concat(tables, ignore_index=True)[
+        ["table", "column", "model", "parameter", "prior_sensitivity", "likelihood_sensitivity",
+         "diagnosis"]]
+    frame.to_csv(out_dir / "prior_sensitivity.csv", index=False, float_format="%.6g")
+    flagged = int((frame["diagnosis"] != "data-driven").sum())
+    progress(f"prior sensitivity: {flagged} of {len(frame)} parameters flagged "
+             f"(wrote {out_dir / 'prior_sensitivity.csv'})")
+    return frame
 
 
 def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
@@ -165,6 +191,7 @@ def run_study(
         progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
     outcome.results = assemble(parts, dataset.label)
     path = write_results(outcome.results, out_dir)
+    outcome.sensitivity = _prior_sensitivity(outcome.bayes_fits, out_dir, progress)
     outcome.timings["total_s"] = time.perf_counter() - started
     progress(f"[{name}] wrote {path}")
     from inference.report import write_report
