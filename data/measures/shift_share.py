@@ -218,6 +218,28 @@ def add_measures(panel: pd.DataFrame, growth: str | None = "gdp_growth") -> pd.D
     return out
 
 
+# The measures under the names the paper's tables print.
+PUBLISHED_MEASURE_NAMES = {
+    "m_firms": "M_AI_firm",
+    "m_apps": "M_AI_patent_app",
+    "m_grants": "M_AI_patent_grant",
+    "m_firms_gw": "M_AI_firm_gw",
+}
+
+
+def add_published_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """Copy each shift-share measure present to the name the paper prints (``M_AI_firm``, ...).
+
+    A ``derive`` step of the zhu2025 registry, run after :func:`add_measures`, so that
+    estimates carry the printed term names; the original columns stay.
+    """
+    out = frame.copy()
+    for source, printed in PUBLISHED_MEASURE_NAMES.items():
+        if source in out.columns:
+            out[printed] = out[source]
+    return out
+
+
 def _by_year(panel: pd.DataFrame, count: str, time: str) -> pd.core.groupby.DataFrameGroupBy:
     _check_columns(panel, [time, count])
     if (panel[count] < 0).any():

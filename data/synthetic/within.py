@@ -40,4 +40,8 @@ def within_slopes(
 ) -> np.ndarray:
     """Two-way fixed-effects (within) OLS slopes of ``y`` on ``regressors``."""
     demeaned = two_way_demean(np.column_stack([y, regressors]), unit, time)
+    # Rows sorted by (unit, period) so that shipped truth files reproduce to the last bit.
+    order = np.lexsort((np.unique(time, return_inverse=True)[1],
+                        np.unique(unit, return_inverse=True)[1]))
+    demeaned = demeaned[order]
     return np.linalg.lstsq(demeaned[:, 1:], demeaned[:, 0], rcond=None)[0]

@@ -15,7 +15,7 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     """y = x'b + fixed effects (``spec.effects``, pyfixest syntax) + e, errors ``spec.vcov``."""
     fit = fit_twfe(sample, spec.outcome, list(spec.regressors), list(spec.effects),
                    vcov=spec.vcov)
-    return Estimate(fit.tidy())
+    return Estimate(_renamed(fit.tidy(), spec))
 
 
 def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
@@ -38,7 +38,14 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     tidy = fit.tidy(auxiliary=False)
     problems = fit.convergence_problems()
     tidy["note"] = [convergence_note(term, problems) for term in tidy["term"]]
-    return Estimate(tidy.drop(columns=["divergences"], errors="ignore"), fits={"": fit})
+    tidy = _renamed(tidy.drop(columns=["divergences"], errors="ignore"), spec)
+    return Estimate(tidy, fits={"": fit})
+
+
+def _renamed(tidy: pd.DataFrame, spec: Spec) -> pd.DataFrame:
+    """Terms as the paper prints them (the spec's ``rename`` option: column -> printed name)."""
+    tidy["term"] = tidy["term"].replace(spec.options.get("rename", {}))
+    return tidy
 
 
 def _effects(spec: Spec, settings: Settings) -> tuple[str, str | None]:
