@@ -4,9 +4,10 @@ Each study has ``inference/studies/<study>.toml`` with a ``[defaults]`` table an
 ``[[spec]]`` per published column. A regressor list may contain ``"@controls"``, which expands
 to the study's default controls. A top-level ``derive`` list names functions
 (``"package.module:function"``, each ``frame -> frame`` adding columns) that build constructed
-measures from the raw panel before any specification runs. Fields beyond the common ones
-(instruments, threshold variables, mediators, ...) are kept in ``Spec.options`` for the
-estimator that needs them.
+measures from the raw panel before any specification runs; ``summary_names`` maps a printed
+variable of the descriptive table to its data column where the two differ. Fields beyond the
+common ones (instruments, threshold variables, mediators, ...) are kept in ``Spec.options`` for
+the estimator that needs them.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class Study:
     time: str
     specs: tuple[Spec, ...]
     derive: tuple[str, ...] = ()
+    summary_names: dict[str, str] = field(default_factory=dict)
 
     def tables(self) -> list[str]:
         return list(dict.fromkeys(s.table for s in self.specs))
@@ -112,4 +114,5 @@ def load_study(name: str) -> Study:
     return Study(
         name=raw["study"], title=raw.get("title", name), unit=raw["unit"], time=raw["time"],
         specs=tuple(specs), derive=tuple(raw.get("derive", [])),
+        summary_names=dict(raw.get("summary_names", {})),
     )

@@ -144,7 +144,7 @@ def run_study(
     dataset = _derive_measures(study, dataset, progress)
 
     parts = [_published_rows(name)]
-    moments = moments_table(dataset.frame, _summary_variables(name, dataset.frame))
+    moments = moments_table(dataset.frame, _summary_variables(study, dataset.frame))
     if len(moments):
         parts.append(result_rows(moments, study=name, table="1", column="", source="frequentist")
                      .assign(column=moments["column"].to_numpy()))
@@ -201,11 +201,14 @@ def run_study(
     return outcome
 
 
-def _summary_variables(study: str, frame: pd.DataFrame) -> list[str]:
-    """Variables of the study's descriptive table that are in the data."""
+def _summary_variables(study: Study, frame: pd.DataFrame) -> dict[str, str]:
+    """Variables of the study's descriptive table that are in the data: printed name -> column
+    (the registry's ``summary_names`` says where they differ)."""
     try:
-        published = load_published(study)
+        published = load_published(study.name)
     except (DataError, ValueError):
-        return []
+        return {}
     names = published.loc[published["table"].astype(str) == "1", "term"].unique().tolist()
-    return [n for n in names if n in frame.columns and np.issubdtype(frame[n].dtype, np.number)]
+    columns = {n: study.summary_names.get(n, n) for n in names}
+    return {n: c for n, c in columns.items()
+            if c in frame.columns and np.issubdtype(frame[c].dtype, np.number)}
