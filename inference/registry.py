@@ -19,7 +19,9 @@ from pathlib import Path
 STUDY_DIR = Path(__file__).parent / "studies"
 STUDIES = ("zhao2025", "zhu2025", "fu2021", "agglo2025", "hansen1999")
 # Options that name data columns (the rest are settings such as "demean" or "n_boot").
-COLUMN_OPTIONS = ("regime", "threshold_variable", "instruments", "endogenous", "mediators")
+COLUMN_OPTIONS = (
+    "regime", "threshold_variable", "instruments", "endogenous", "mediators", "group",
+)
 COMMON_FIELDS = {
     "table", "column", "kind", "outcome", "regressors", "effects", "vcov", "sample",
     "winsorize", "bayes", "label", "controls",
