@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from inference.estimators.base import Estimate, Settings
 from inference.registry import Spec
+from models.panel_fe import fit_twfe
 from models.threshold import fit_panel_threshold
 
 KIND = "threshold"
@@ -54,8 +56,39 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
         tests["column"] = tests["term"].str.extract(r"^F_([a-z]+)")[0]
     else:
         tests = tests.assign(table=spec.table, column=spec.column)
-    out = pd.concat([*parts, thresholds, tests], ignore_index=True)
+    extras = _constant_and_r2(sample, spec, result, period)
+    out = pd.concat([*parts, extras.assign(table=spec.table, column=spec.column), thresholds,
+                     tests], ignore_index=True)
     out["term"] = out["term"].replace(options.get("rename", {}))
     out["n_obs"] = len(sample)
     return Estimate(out.drop(columns="kind"))
 
+
+
+def _constant_and_r2(sample: pd.DataFrame, spec: Spec, result, period: str) -> pd.DataFrame:
+    """Stata's ``xtreg, fe`` constant and the R2 of the model at the estimated thresholds.
+
+    Given the thresholds the model is linear: regress y on the fixed regressors and the
+    regime-split regressor x * I(g_{j-1} <= q < g_j) with unit and year effects. This holds only
+    when every demeaned row is kept (``demean = "all"``) and there are unit and year effects;
+    otherwise nothing is returned. The slopes are checked against the threshold fit's.
+    """
+    options = spec.options
+    if options.get("demean", "hansen") != "all" or list(spec.effects)[1:] != [period]:
+        return pd.DataFrame()
+    regime, q = options["regime"], sample[options["threshold_variable"]].to_numpy()
+    bounds = [-np.inf, *result.thresholds, np.inf]
+    split = {f"{regime}_regime{j + 1}": sample[regime].to_numpy()
+             * ((q >= bounds[j]) & (q < bounds[j + 1])) for j in range(len(bounds) - 1)}
+    frame = sample.assign(**split)
+    fit = fit_twfe(frame, spec.outcome, [*spec.regressors, *split], list(spec.effects),
+                   vcov=spec.vcov)
+    table = fit.tidy().set_index("term")
+    mine = result.coefficients.set_index("term")["estimate"]
+    # The threshold fit carries its year dummies as coefficients; pyfixest absorbs them.
+    mine = mine[mine.index.isin(table.index)]
+    gap = (table.loc[mine.index, "estimate"] - mine).abs().max()
+    if not gap <= 1e-8 * (1 + mine.abs().max()):
+        raise RuntimeError(f"{spec.key}: the regression at the estimated thresholds does not "
+                           f"reproduce the threshold slopes (gap {gap:.3g})")
+    return table.loc[["Constant", "R2"]].reset_index()
