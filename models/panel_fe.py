@@ -101,7 +101,10 @@ def fit_twfe(
     })
     table.loc[table["term"] == "Intercept", "term"] = "Constant"
     n_obs = int(fit._N)
-    if constant and len(effects) == 2 and "^" not in "".join(effects):
+    if constant and len(effects) == 2 and "^" in effects[1]:
+        table = pd.concat([table, _reghdfe_constant(frame, outcome, regressors, fit)],
+                          ignore_index=True)
+    elif constant and len(effects) == 2 and "^" not in "".join(effects):
         table = pd.concat(
             [table, _xtreg_constant(frame, outcome, regressors, effects, vcov, fit)],
             ignore_index=True,
@@ -117,11 +120,26 @@ def fit_twfe(
         regressors=tuple(regressors),
         effects=tuple(effects),
         vcov=vcov,
-        table=table[TIDY_COLUMNS],
+        table=table[[c for c in [*TIDY_COLUMNS, "note"] if c in table]],
         n_obs=n_obs,
         r2=r2,
         r2_within=r2_within,
     )
+
+
+def _reghdfe_constant(frame, outcome, regressors, fit) -> pd.DataFrame:
+    """reghdfe's constant, mean(y) - mean(x)'b, for effects such as ``province^year``.
+
+    With city effects nested in provinces, province x year dummies are collinear with the city
+    effects, so an ``xtreg``-style constant would depend on which dummies the software drops;
+    reghdfe's convention (every absorbed effect centred at zero) is unique. No standard error
+    is reported for it.
+    """
+    data = frame[[outcome, *regressors]].dropna()
+    slopes = np.array([fit.coef()[name] for name in regressors])
+    estimate = float(data[outcome].mean() - data[regressors].mean().to_numpy() @ slopes)
+    return pd.DataFrame({"term": ["Constant"], "estimate": [estimate],
+                         "note": ["reghdfe convention mean(y) - mean(x)'b; no standard error"]})
 
 
 def _xtreg_constant(frame, outcome, regressors, effects, vcov, fit) -> pd.DataFrame:

@@ -49,3 +49,24 @@ def test_xtreg_constant_equals_linearmodels_with_year_dummies(panel):
                                rtol=1e-8)
     np.testing.assert_allclose(ours.loc["Constant", "std_error"], peer.std_errors["const"],
                                rtol=1e-6)
+
+
+def test_constant_with_province_by_year_effects_follows_reghdfe(panel):
+    """Table 3 column (5): with city effects nested in provinces, province x year dummies are
+    collinear with the city effects, so the constant is reghdfe's mean(y) - mean(x)'b."""
+    sample = panel[panel["municipality"] == 0]
+    ours = fit_twfe(sample, "Inn", REGRESSORS, ["city", "province^year"]).tidy()
+    ours = ours.set_index("term")
+    cells = sample["province"].astype(str) + "|" + sample["year"].astype(str)
+    dummies = pd.get_dummies(cells, dtype=float)
+    design = pd.concat([sample[REGRESSORS], dummies], axis=1).to_numpy(float)
+    unit_means = pd.DataFrame(design).groupby(sample["city"].to_numpy()).transform("mean")
+    y = sample["Inn"].to_numpy(float)
+    y_within = y - sample.groupby("city")["Inn"].transform("mean").to_numpy()
+    coef = np.linalg.lstsq(design - unit_means.to_numpy(), y_within, rcond=None)[0]
+    slopes = coef[:len(REGRESSORS)]
+    np.testing.assert_allclose(ours.loc[REGRESSORS, "estimate"], slopes, atol=1e-8)
+    expected = y.mean() - sample[REGRESSORS].mean().to_numpy() @ slopes
+    assert ours.loc["Constant", "estimate"] == pytest.approx(expected, abs=1e-10)
+    assert np.isnan(ours.loc["Constant", "std_error"])
+    assert "reghdfe" in ours.loc["Constant", "note"]
