@@ -20,8 +20,9 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
 
     Options: ``regime`` (regressor whose slope switches), ``threshold_variable``,
     ``n_thresholds``, ``n_tests``, ``demean``, ``n_boot``, ``rename`` (term -> printed name),
-    ``tables`` (``{test = "2", threshold = "3"}`` routes F tests and thresholds to other
-    tables; tests then use the test name as column), ``se_columns`` (``{OLS = "ols"}``: one
+    ``tables`` (``{test = "2", threshold = "3", shares = "4"}`` routes F tests, thresholds and
+    the percentage of units in each regime by period to other tables; tests then use the test
+    name as column, shares the period), ``se_columns`` (``{OLS = "ols"}``: one
     column of slopes per standard-error type; default one column with White errors).
     """
     options = spec.options
@@ -57,8 +58,15 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     else:
         tests = tests.assign(table=spec.table, column=spec.column)
     extras = _constant_and_r2(sample, spec, result, period)
+    shares = pd.DataFrame()
+    if "shares" in tables:
+        shares = (result.regime_share.rename(index=lambda r: f"share_{r}")
+                  .rename_axis(index="term", columns="column").stack()
+                  .rename("estimate").reset_index().assign(table=tables["shares"]))
+        shares["column"] = [f"{c:g}" if isinstance(c, float) else str(c)
+                            for c in shares["column"]]
     out = pd.concat([*parts, extras.assign(table=spec.table, column=spec.column), thresholds,
-                     tests], ignore_index=True)
+                     tests, shares], ignore_index=True)
     out["term"] = out["term"].replace(options.get("rename", {}))
     out["n_obs"] = len(sample)
     return Estimate(out.drop(columns="kind"))
