@@ -55,7 +55,8 @@ def results(study, frame, tmp_path_factory) -> pd.DataFrame:
 
 def test_registry_loads(study):
     kinds = pd.Series([s.kind for s in study.specs]).value_counts().to_dict()
-    assert kinds == {"twfe": 17, "event_study": 5, "concentration": 2, "system_gmm": 1}
+    assert kinds == {"twfe": 17, "event_study": 5, "concentration": 2, "system_gmm": 1,
+                     "heterogeneity": 1}
     assert study.derive[0] == "data.measures.shift_share:add_measures"
     # Bayesian counterparts only where one exists (TWFE); none for the others.
     assert all(s.bayes == (s.kind == "twfe") for s in study.specs)
