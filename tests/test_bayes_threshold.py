@@ -167,7 +167,7 @@ def test_pointwise_loglik_matches_brute_force(panel):
         logits = bt.config_loglik(theta[s:s + 1], sigma[s:s + 1], data, k)[0] + log_prior
         conditional = np.exp(logits - logsumexp(logits))
         per_config = []
-        for j, g in enumerate(data.grid):
+        for g in data.grid:
             residual = data.y - brute_force_design(data, [g]) @ theta[s]
             per_config.append(-0.5 * weight_row * math.log(2 * math.pi * sigma[s] ** 2)
                               - residual**2 / (2 * sigma[s] ** 2))
@@ -240,3 +240,21 @@ def test_hansen_double_threshold_posterior():
                             ("CF_regime3", 0.039)):
         assert abs(table.loc[term, "estimate"] - published) < table.loc[term, "std_error"]
     assert fit.converged, fit.convergence_problems()
+
+
+@pytest.mark.slow
+def test_smooth_transition_approaches_sharp_threshold():
+    """On data with a sharp threshold the PSTR location sits at it and the slopes match."""
+    from models.smooth_transition import fit_smooth_transition
+
+    frame = simulate_panel(n_units=100, n_periods=6, gammas=(0.3,), deltas=(0.0, 1.5),
+                           sigma=0.4, seed=21)
+    fit = fit_smooth_transition(frame, y="y", regime="x", threshold="q", fixed=["f"],
+                                unit="unit", period="year", draws=400, tune=400, chains=2,
+                                seed=2)
+    table = fit.tidy().set_index("term")
+    spacing = np.diff(np.quantile(frame["q"], [0.45, 0.55]))[0]
+    assert abs(table.loc["location", "estimate"] - 0.3) < 2 * spacing
+    assert table.loc["log_gamma", "estimate"] > math.log(10.0)
+    for term, truth in (("x_regime1", 0.0), ("x_regime2", 1.5)):
+        assert abs(table.loc[term, "estimate"] - truth) < 4 * table.loc[term, "std_error"]
