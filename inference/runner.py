@@ -92,7 +92,13 @@ def _prior_sensitivity(fits: dict, out_dir: Path, progress) -> pd.DataFrame:
         if idata is None or not {"log_prior", "log_likelihood"} <= set(idata.groups()):
             continue
         table, column, name = key.split("/")
-        sensitivity = power_scaling_table(idata)
+        try:
+            sensitivity = power_scaling_table(idata)
+        except (ValueError, KeyError, TypeError, FloatingPointError) as exc:
+            # A failed diagnostic must not cost the report; say what failed instead.
+            sensitivity = pd.DataFrame([{"parameter": "(all)", "prior_sensitivity": np.nan,
+                                         "likelihood_sensitivity": np.nan,
+                                         "diagnosis": f"not computed: {exc}"}])
         tables.append(sensitivity.assign(table=table, column=column, model=name))
     if not tables:
         return pd.DataFrame()
