@@ -68,6 +68,7 @@ from models.bayes_panel import (
     _sample,
     prepare_panel,
 )
+from models.convergence import convergence_messages
 from models.priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors, Prior, PriorSpecError, parse_prior
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
@@ -366,27 +367,13 @@ class BayesIVFit(BayesPanelFit):
     def convergence_problems(self) -> list[str]:
         """As :meth:`BayesPanelFit.convergence_problems`; a control, which has a slope in both
         equations, is named ``<control>[first]`` or ``<control>[second]``."""
-        from models.bayes_panel import ESS_MIN, RHAT_MAX
 
         table = self.tidy(auxiliary=True)
         controls = set(self.spec["controls"])
-        problems = []
-        for row in table.itertuples():
-            term = f"{row.term}[{row.stage}]" if row.term in controls else row.term
-            if not np.isfinite(row.r_hat) or row.r_hat > RHAT_MAX:
-                problems.append(
-                    f"r_hat of {term} is {row.r_hat:.3f} (above {RHAT_MAX}): the chains "
-                    "disagree, so the posterior is not yet explored; run more tuning and draws.")
-            if not np.isfinite(row.ess_bulk) or row.ess_bulk < ESS_MIN:
-                problems.append(
-                    f"bulk ESS of {term} is {row.ess_bulk:.0f} (below {ESS_MIN}): too few "
-                    "effective draws for stable means and intervals; run more draws.")
-        if self.divergences:
-            problems.append(
-                f"{self.divergences} divergent transition(s): the sampler met curvature it "
-                "could not follow and the posterior may be biased; raise target_accept or "
-                "reparametrise.")
-        return problems
+        terms = [f"{t}[{stage}]" if t in controls else t
+                 for t, stage in zip(table["term"], table["stage"], strict=True)]
+        return convergence_messages(
+            zip(terms, table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
 
     def attributes(self) -> dict[str, str]:
         return {**super().attributes(), "model": "bayes_iv"}

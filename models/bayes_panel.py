@@ -92,14 +92,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from models.convergence import convergence_messages
 from models.priors import DataScales, PanelPriors, vector_prior
 
 LIKELIHOODS = ("normal", "student_t", "negbin")
 PARAMETRISATIONS = ("mundlak", "naive", "mundlak_raw")
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 HDI_PROB = 0.94
-RHAT_MAX = 1.01
-ESS_MIN = 400
 
 _LIKELIHOOD_ALIASES = {
     "gaussian": "normal",
@@ -863,26 +862,9 @@ class BayesPanelFit:
 
     def convergence_problems(self) -> list[str]:
         """Plain-language descriptions of failed convergence checks (empty when converged)."""
-        problems = []
         table = self.tidy(auxiliary=True)
-        for row in table.itertuples():
-            if not np.isfinite(row.r_hat) or row.r_hat > RHAT_MAX:
-                problems.append(
-                    f"r_hat of {row.term} is {row.r_hat:.3f} (above {RHAT_MAX}): the chains "
-                    "disagree, so the posterior is not yet explored; run more tuning and draws."
-                )
-            if not np.isfinite(row.ess_bulk) or row.ess_bulk < ESS_MIN:
-                problems.append(
-                    f"bulk ESS of {row.term} is {row.ess_bulk:.0f} (below {ESS_MIN}): too few "
-                    "effective draws for stable means and intervals; run more draws."
-                )
-        if self.divergences:
-            problems.append(
-                f"{self.divergences} divergent transition(s): the sampler met curvature it "
-                "could not follow and the posterior may be biased; raise target_accept or "
-                "reparametrise."
-            )
-        return problems
+        return convergence_messages(
+            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
 
     @property
     def converged(self) -> bool:

@@ -124,13 +124,13 @@ import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
+from models.convergence import convergence_messages
 from models.priors import DataScales, PanelPriors
 from models.threshold import _panel_arrays
 from models.threshold_search import DEMEAN_CONVENTIONS, SortedPanel, hansen_grid
 
 HDI_PROB = 0.94
-RHAT_MAX = 1.01
-ESS_MIN = 400
+
 MAX_THRESHOLDS = 3
 DEFAULT_GRID_SIZE = {0: 400, 1: 400, 2: 400, 3: 60}
 DEFAULT_TRIM = (0.01, 0.01, 0.05)
@@ -1218,23 +1218,10 @@ class BayesThresholdFit:
         conditional draws given each draw of them, so they inherit their mixing (their ESS is
         not checked: a threshold pinned to one candidate has no variance to measure).
         """
-        problems = []
         table = self.tidy(auxiliary=True)
-        for row in table[table["kind"] != "threshold"].itertuples():
-            if not np.isfinite(row.r_hat) or row.r_hat > RHAT_MAX:
-                problems.append(
-                    f"r_hat of {row.term} is {row.r_hat:.3f} (above {RHAT_MAX}): the chains "
-                    "disagree, so the posterior is not yet explored; run more tuning and draws.")
-            if not np.isfinite(row.ess_bulk) or row.ess_bulk < ESS_MIN:
-                problems.append(
-                    f"bulk ESS of {row.term} is {row.ess_bulk:.0f} (below {ESS_MIN}): too few "
-                    "effective draws for stable means and intervals; run more draws.")
-        if self.divergences:
-            problems.append(
-                f"{self.divergences} divergent transition(s): the sampler met curvature it "
-                "could not follow and the posterior may be biased; raise target_accept or "
-                "reparametrise.")
-        return problems
+        table = table[table["kind"] != "threshold"]
+        return convergence_messages(
+            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
 
     @property
     def converged(self) -> bool:

@@ -37,9 +37,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes_threshold import (
-    ESS_MIN,
     HDI_PROB,
-    RHAT_MAX,
     _package_versions,
     _prior_logp_numpy,
     _slope_prior_tensor,
@@ -49,6 +47,7 @@ from models.bayes_threshold import (
     resolve_slope_priors,
     threshold_log_prior,
 )
+from models.convergence import ESS_MIN, RHAT_MAX
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

@@ -1,0 +1,34 @@
+"""Convergence checks of a posterior in words: the thresholds every fit in the project uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+RHAT_MAX = 1.01
+ESS_MIN = 400
+
+
+def convergence_messages(rows: Iterable[tuple[str, float, float]], divergences: int) -> list[str]:
+    """Plain-language failures for ``(term, r_hat, ess_bulk)`` rows and a divergence count.
+
+    A term fails when r_hat > :data:`RHAT_MAX` or bulk ESS < :data:`ESS_MIN` (or either is not
+    finite); any divergence fails the whole fit. Empty when everything passes.
+    """
+    problems = []
+    for term, r_hat, ess_bulk in rows:
+        if not np.isfinite(r_hat) or r_hat > RHAT_MAX:
+            problems.append(
+                f"r_hat of {term} is {r_hat:.3f} (above {RHAT_MAX}): the chains "
+                "disagree, so the posterior is not yet explored; run more tuning and draws.")
+        if not np.isfinite(ess_bulk) or ess_bulk < ESS_MIN:
+            problems.append(
+                f"bulk ESS of {term} is {ess_bulk:.0f} (below {ESS_MIN}): too few "
+                "effective draws for stable means and intervals; run more draws.")
+    if divergences:
+        problems.append(
+            f"{divergences} divergent transition(s): the sampler met curvature it "
+            "could not follow and the posterior may be biased; raise target_accept or "
+            "reparametrise.")
+    return problems
