@@ -1,0 +1,70 @@
+"""Provenance of a posterior: what produced it, recorded on the netCDF file it is saved to.
+
+Every Bayesian fit of the project is saved with the same attributes (model name, spec,
+priors, data hash, seed, package versions, wall times), as JSON strings so that netCDF can
+hold them, and re-loadable with ``arviz.from_netcdf``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+RECORDED_PACKAGES = ("pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "nutpie", "numba",
+                     "numpyro")
+
+
+def package_versions() -> dict[str, str]:
+    """Python's version and that of every recorded package that is installed."""
+    import importlib.metadata as metadata
+
+    versions = {"python": platform.python_version()}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def provenance_attributes(
+    model: str,
+    spec: Mapping[str, Any],
+    priors: Mapping[str, Any],
+    data_hash: str,
+    seed: int,
+    versions: Mapping[str, str],
+    wall_times: Mapping[str, float],
+    **extra: Any,
+) -> dict[str, str]:
+    """netCDF-safe attributes: strings as they are, everything else as JSON."""
+    attrs: dict[str, str] = {
+        "model": model,
+        "spec": json.dumps(dict(spec)),
+        "priors": json.dumps(dict(priors)),
+        "data_hash": data_hash,
+        "seed": str(seed),
+        "versions": json.dumps(dict(versions)),
+        "wall_times": json.dumps(dict(wall_times)),
+    }
+    for key, value in extra.items():
+        attrs[key] = value if isinstance(value, str) else json.dumps(value)
+    return attrs
+
+
+def save_with_attributes(idata, path: str | Path, attrs: Mapping[str, str]) -> Path:
+    """Write ``idata`` to ``path`` with ``attrs`` on every group; ``idata`` is left unchanged."""
+    import arviz as az
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = {}
+    for group in idata.groups():
+        dataset = getattr(idata, group).copy()
+        dataset.attrs = {**dataset.attrs, **attrs}
+        groups[group] = dataset
+    az.InferenceData(**groups).to_netcdf(str(path))
+    return path
