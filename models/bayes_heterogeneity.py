@@ -64,29 +64,21 @@ import hashlib
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from models.bayes_panel import (
-    HDI_PROB,
-    BayesPanelFit,
-    PanelDesign,
-    _add_observed,
-    _complete_marginalised,
-    _marginal_normal_logp,
-    _package_versions,
-    _sample,
-    _SufficientStats,
-    prepare_panel,
-)
+from models.bayes_panel import HDI_PROB, BayesPanelFit
 from models.heterogeneity import (
     GroupDesign,
     build_group_design,
     difference_term,
     slope_term,
 )
+from models.nuts_sampler import sample_model
+from models.panel_design import PanelDesign, prepare_panel
+from models.posterior_record import package_versions
 from models.priors import (
     DataScales,
     PanelPriors,
@@ -94,6 +86,12 @@ from models.priors import (
     PriorSpecError,
     parse_prior,
 )
+from models.twfe_marginal import (
+    SufficientStats,
+    add_observed_data,
+    draw_unit_effects,
+)
+from models.twfe_marginal_op import marginal_normal_logp_fused
 
 GROUP_SD_ROLE = "group_sd"
 
@@ -406,18 +404,16 @@ def build_heterogeneity_model(
             parts.append(_stacked_prior(common_priors, "common_slope", "common"))
         slope = pm.Deterministic("slope", pt.concatenate(parts), dims="coef")
         between = _stacked_prior(list(between_priors), "between", "coef")
-        unit_mean = pm.math.dot(panel.unit_means, between)
         unit_sd = resolved.unit_sd.to_pymc("unit_sd")
         year_effect = None
         if panel.time_idx is not None:
             year_sd = resolved.year_sd.to_pymc("year_sd")
             year_effect = pm.ZeroSumNormal("year_effect", sigma=year_sd, dims="year")
         sigma = resolved.sigma.to_pymc("sigma")
-        stats = _SufficientStats.from_design(panel)
         pm.Potential(
             f"{panel.outcome}_marginal",
-            _marginal_normal_logp(stats, intercept, slope, unit_mean, year_effect, sigma,
-                                  unit_sd),
+            marginal_normal_logp_fused(SufficientStats.from_design(panel), intercept, slope,
+                                       between, year_effect, sigma, unit_sd),
         )
     return model
 
@@ -435,6 +431,8 @@ class BayesHeterogeneityFit(BayesPanelFit):
     ``convergence_problems``, ``converged``, ``save_netcdf``; idata with ``log_likelihood``
     and ``log_prior``); ``spec`` adds ``group``, ``groups``, ``varying`` and ``common``.
     """
+
+    model_name: ClassVar[str] = "bayes_heterogeneity"
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         import arviz as az
@@ -483,8 +481,6 @@ class BayesHeterogeneityFit(BayesPanelFit):
         return pd.DataFrame({g: slopes.sel(group=g).values.reshape(-1)
                              for g in self.spec["groups"]})
 
-    def attributes(self) -> dict[str, str]:
-        return {**super().attributes(), "model": "bayes_heterogeneity"}
 
 
 def _pairs(groups: Sequence[str]) -> list[tuple[str, str]]:
@@ -567,9 +563,10 @@ def fit_bayes_heterogeneity(
                          "'centred' or 'non_centred'.")
     centred = chosen == "centred"
     model = build_heterogeneity_model(design, resolved, between, tau, centred)
-    idata, times = _sample(model, sampler, draws, tune, chains, seed, progressbar, target_accept)
+    idata, times = sample_model(model, sampler, draws, tune, chains, seed, progressbar,
+                                target_accept)
     start_post = _time.perf_counter()
-    _complete_marginalised(idata, design.panel, seed)
+    draw_unit_effects(idata, design.panel, seed)
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical offsets, unit effects or year effects.
     keep = ("intercept", "group_mean", "group_sd", "common_slope", "between", "sigma",
@@ -582,7 +579,7 @@ def fit_bayes_heterogeneity(
                          compile_kwargs={"mode": "NUMBA"})
     if centred:
         _draw_group_means(idata, mean_priors, seed)
-    _add_observed(idata, design.panel)
+    add_observed_data(idata, design.panel)
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
     groups_design = design.groups
@@ -613,7 +610,7 @@ def fit_bayes_heterogeneity(
     }
     fit = BayesHeterogeneityFit(
         idata=idata, spec=spec, priors=record, data_hash=design.data_hash(), seed=seed,
-        versions=_package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
+        versions=package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
     )
     idata.posterior.attrs.update(fit.attributes())
     return fit

@@ -56,19 +56,16 @@ import re
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from models.bayes_panel import (
-    HDI_PROB,
-    BayesPanelFit,
-    _package_versions,
-    _sample,
-    prepare_panel,
-)
+from models.bayes_panel import HDI_PROB, BayesPanelFit
 from models.convergence import convergence_messages
+from models.nuts_sampler import sample_model
+from models.panel_design import prepare_panel
+from models.posterior_record import package_versions
 from models.priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors, Prior, PriorSpecError, parse_prior
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
@@ -335,6 +332,8 @@ class BayesIVFit(BayesPanelFit):
     :class:`models.bayes_panel.BayesPanelFit`. ``tidy`` has a ``stage`` column
     (``first``, ``second``, ``errors``)."""
 
+    model_name: ClassVar[str] = "bayes_iv"
+
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         import arviz as az
 
@@ -375,8 +374,6 @@ class BayesIVFit(BayesPanelFit):
         return convergence_messages(
             zip(terms, table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
 
-    def attributes(self) -> dict[str, str]:
-        return {**super().attributes(), "model": "bayes_iv"}
 
 
 def _add_iv_loglik(idata, design: IVDesign) -> None:
@@ -479,7 +476,8 @@ def fit_bayes_iv(
     design = prepare_iv(df, outcome, endogenous, instruments, controls, unit, time)
     resolved, record = _resolve(IVPriors.parse(priors), design)
     model = build_iv_model(design, resolved)
-    idata, times = _sample(model, sampler, draws, tune, chains, seed, progressbar, target_accept)
+    idata, times = sample_model(model, sampler, draws, tune, chains, seed, progressbar,
+                                target_accept)
     start_post = _time.perf_counter()
     _add_iv_loglik(idata, design)
     if "log_prior" in idata.groups():
@@ -510,7 +508,7 @@ def fit_bayes_iv(
     }
     fit = BayesIVFit(
         idata=idata, spec=spec, priors=record, data_hash=design.data_hash, seed=seed,
-        versions=_package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
+        versions=package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
     )
     idata.posterior.attrs.update(fit.attributes())
     return fit

@@ -80,24 +80,36 @@ sensitivity work on every fit.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import platform
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
 from models.convergence import convergence_messages
-from models.priors import DataScales, PanelPriors, vector_prior
+from models.nuts_sampler import SAMPLERS, sample_model
+from models.panel_design import MODEL_NAMES, PanelDesign, prepare_panel
+from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
+from models.priors import PanelPriors, vector_prior
+from models.twfe_marginal import (
+    MODEL_FIELDS,
+    SufficientStats,
+    add_observed_data,
+    draw_unit_effects,
+)
+from models.twfe_marginal_op import marginal_normal_logp_fused
+
+__all__ = [
+    "HDI_PROB", "LIKELIHOODS", "MODEL_NAMES", "PARAMETRISATIONS", "SAMPLERS", "BayesPanelFit",
+    "PanelDesign", "build_twfe_model", "conjugate_twfe_draws", "fit_bayes_twfe",
+    "marginal_model_data", "prepare_panel", "resolve_priors",
+]
 
 LIKELIHOODS = ("normal", "student_t", "negbin")
 PARAMETRISATIONS = ("mundlak", "naive", "mundlak_raw")
-SAMPLERS = ("nutpie", "pymc", "numpyro")
 HDI_PROB = 0.94
 
 _LIKELIHOOD_ALIASES = {
@@ -108,268 +120,6 @@ _LIKELIHOOD_ALIASES = {
     "negativebinomial": "negbin",
     "nb": "negbin",
 }
-_MODEL_NAMES = (
-    "intercept",
-    "slope",
-    "between",
-    "sigma",
-    "unit_sd",
-    "unit_offset",
-    "unit_effect",
-    "year_sd",
-    "year_effect",
-    "nu",
-    "alpha",
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Design: validation and the within/between split
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PanelDesign:
-    """Validated model data with the orthogonal within/between split.
-
-    Attributes
-    ----------
-    y : ndarray (n,)
-    x_raw : ndarray (n, k)
-        Regressors as given.
-    x_within : ndarray (n, k)
-        Two-way demeaned regressors (one-way when there is no time column).
-    x_mean : ndarray (k,)
-        Observation-weighted mean of each regressor.
-    unit_means : ndarray (N, k)
-        Unit means of the regressors, centred at their average over units.
-    unit_idx, time_idx : ndarray of int
-        Codes into ``unit_labels`` / ``time_labels`` (``time_idx`` is None without time).
-    fe_rank : int
-        Rank of the unit and year indicators (N + T - number of connected components).
-    """
-
-    outcome: str
-    regressors: tuple[str, ...]
-    unit: str
-    time: str | None
-    y: np.ndarray
-    x_raw: np.ndarray
-    x_within: np.ndarray
-    x_mean: np.ndarray
-    unit_means: np.ndarray
-    unit_idx: np.ndarray
-    time_idx: np.ndarray | None
-    unit_labels: tuple[str, ...]
-    time_labels: tuple[str, ...]
-    fe_rank: int
-
-    @property
-    def n_obs(self) -> int:
-        return int(self.y.shape[0])
-
-    def y_within(self) -> np.ndarray:
-        """The outcome after the same demeaning as the regressors."""
-        return _demean(self.y[:, None], self.unit_idx, self.time_idx)[:, 0]
-
-    def scales(self, link: str) -> DataScales:
-        """Summaries that set the default prior scales (see :mod:`models.priors`)."""
-        return DataScales(
-            regressors=self.regressors,
-            y_mean=float(self.y.mean()),
-            y_sd=float(self.y.std(ddof=1)),
-            within_sd=tuple(float(v) for v in self.x_within.std(axis=0, ddof=1)),
-            between_sd=tuple(float(v) for v in self.unit_means.std(axis=0, ddof=1)),
-            link=link,
-        )
-
-    def data_hash(self) -> str:
-        """sha256 of the model data (names, outcome, regressors, unit and time keys)."""
-        digest = hashlib.sha256()
-        header = json.dumps([self.outcome, list(self.regressors), self.unit, self.time])
-        digest.update(header.encode())
-        digest.update(np.ascontiguousarray(self.y, dtype=np.float64).tobytes())
-        digest.update(np.ascontiguousarray(self.x_raw, dtype=np.float64).tobytes())
-        digest.update("\x1f".join(self.unit_labels[i] for i in self.unit_idx).encode())
-        if self.time_idx is not None:
-            digest.update("\x1f".join(self.time_labels[t] for t in self.time_idx).encode())
-        return digest.hexdigest()
-
-
-def _demean(
-    values: np.ndarray,
-    unit_idx: np.ndarray,
-    time_idx: np.ndarray | None,
-    tol: float = 1e-11,
-    max_iter: int = 10_000,
-) -> np.ndarray:
-    """Residuals of ``values`` on unit (and year) indicators, by alternating projections.
-
-    Balanced panels converge after one sweep; unbalanced ones geometrically.
-    """
-    out = np.array(values, dtype=np.float64, copy=True)
-    n_units = int(unit_idx.max()) + 1
-    unit_counts = np.bincount(unit_idx, minlength=n_units).astype(float)
-
-    def remove_means(codes: np.ndarray, counts: np.ndarray) -> float:
-        largest = 0.0
-        for j in range(out.shape[1]):
-            means = np.bincount(codes, weights=out[:, j], minlength=counts.size) / counts
-            out[:, j] -= means[codes]
-            largest = max(largest, float(np.abs(means).max()))
-        return largest
-
-    remove_means(unit_idx, unit_counts)
-    if time_idx is None:
-        return out
-    n_times = int(time_idx.max()) + 1
-    time_counts = np.bincount(time_idx, minlength=n_times).astype(float)
-    scale = max(float(np.abs(values).max()), 1.0)
-    for _ in range(max_iter):
-        change = remove_means(time_idx, time_counts)
-        change = max(change, remove_means(unit_idx, unit_counts))
-        if change <= tol * scale:
-            return out
-    raise RuntimeError(
-        "Two-way demeaning did not converge; the unit-year graph may be nearly disconnected."
-    )
-
-
-def _fe_rank(unit_idx: np.ndarray, time_idx: np.ndarray | None, n_units: int) -> int:
-    if time_idx is None:
-        return n_units
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n_times = int(time_idx.max()) + 1
-    size = n_units + n_times
-    graph = coo_matrix((np.ones(unit_idx.size), (unit_idx, n_units + time_idx)), shape=(size, size))
-    n_components, _ = connected_components(graph, directed=False)
-    return size - n_components
-
-
-def _check_columns(
-    df: pd.DataFrame, outcome: str, regressors: Sequence[str], unit: str, time: str | None
-) -> list[str]:
-    if isinstance(regressors, str):
-        regressors = [regressors]
-    regressors = list(regressors)
-    if not regressors:
-        raise ValueError("At least one regressor is needed.")
-    if len(set(regressors)) != len(regressors):
-        raise ValueError(f"Regressors are listed twice: {regressors}.")
-    keys = [outcome, unit] + ([time] if time is not None else [])
-    clash = [r for r in regressors if r in keys]
-    if clash:
-        raise ValueError(f"Regressor(s) {clash} are also the outcome, unit or time column.")
-    missing = [c for c in keys + regressors if c not in df.columns]
-    if missing:
-        raise ValueError(f"Column(s) {missing} not in the data; columns are {list(df.columns)}.")
-    taken = [c for c in [outcome] if c in _MODEL_NAMES]
-    if taken:
-        raise ValueError(
-            f"Outcome column {taken[0]!r} clashes with a model parameter name; rename it."
-        )
-    for column in keys + regressors:
-        bad = df.index[df[column].isna()]
-        if len(bad):
-            raise ValueError(
-                f"Column {column!r} has {len(bad)} missing value(s), first at row(s) "
-                f"{list(bad[:5])}; drop or impute them before fitting."
-            )
-    for column in [outcome] + regressors:
-        if not pd.api.types.is_numeric_dtype(df[column]):
-            raise ValueError(f"Column {column!r} must be numeric, got dtype {df[column].dtype}.")
-        values = df[column].to_numpy(dtype=float)
-        bad = df.index[~np.isfinite(values)]
-        if len(bad):
-            raise ValueError(f"Column {column!r} has non-finite values at row(s) {list(bad[:5])}.")
-    return regressors
-
-
-def prepare_panel(
-    df: pd.DataFrame,
-    outcome: str,
-    regressors: Sequence[str],
-    unit: str,
-    time: str | None = None,
-) -> PanelDesign:
-    """Validate a panel and compute the within/between split.
-
-    Raises
-    ------
-    ValueError
-        Naming the column or rows: missing columns, missing or non-numeric values, duplicated
-        (unit, time) pairs, a regressor without within variation (absorbed by the effects),
-        or too few observations.
-    """
-    regressors = _check_columns(df, outcome, regressors, unit, time)
-    if time is not None:
-        duplicated = df.duplicated([unit, time], keep=False)
-        if duplicated.any():
-            rows = list(df.index[duplicated][:5])
-            raise ValueError(
-                f"Pairs of ({unit!r}, {time!r}) occur more than once, first at rows {rows}; "
-                "a panel has one row per unit and year."
-            )
-    unit_codes, unit_uniques = pd.factorize(df[unit], sort=True)
-    if time is not None:
-        time_codes, time_uniques = pd.factorize(df[time], sort=True)
-        time_idx: np.ndarray | None = time_codes.astype(np.int64)
-        time_labels = tuple(str(v) for v in time_uniques)
-    else:
-        time_idx, time_labels = None, ()
-    unit_idx = unit_codes.astype(np.int64)
-    y = df[outcome].to_numpy(dtype=np.float64)
-    x_raw = df[regressors].to_numpy(dtype=np.float64)
-    x_within = _demean(x_raw, unit_idx, time_idx)
-    raw_sd = x_raw.std(axis=0)
-    within_sd = x_within.std(axis=0)
-    for j, name in enumerate(regressors):
-        if within_sd[j] <= 1e-9 * max(raw_sd[j], 1e-300) or within_sd[j] == 0:
-            effects = "unit and year effects" if time is not None else "unit effects"
-            raise ValueError(
-                f"Regressor {name!r} has no variation left after removing {effects}: it is "
-                "absorbed by the fixed effects and its slope is not identified."
-            )
-    rank_x = np.linalg.matrix_rank(x_within)
-    if rank_x < len(regressors):
-        raise ValueError(
-            f"Regressors {regressors} are collinear after removing the fixed effects "
-            f"(rank {rank_x} < {len(regressors)})."
-        )
-    n_units = len(unit_uniques)
-    fe_rank = _fe_rank(unit_idx, time_idx, n_units)
-    if y.size <= len(regressors) + fe_rank:
-        raise ValueError(
-            f"{y.size} observations cannot identify {len(regressors)} slopes and {fe_rank} "
-            "fixed effects."
-        )
-    counts = np.bincount(unit_idx, minlength=n_units).astype(float)
-    unit_means = np.stack(
-        [
-            np.bincount(unit_idx, weights=x_raw[:, j], minlength=n_units) / counts
-            for j in range(len(regressors))
-        ],
-        axis=1,
-    )
-    unit_means = unit_means - unit_means.mean(axis=0)
-    return PanelDesign(
-        outcome=outcome,
-        regressors=tuple(regressors),
-        unit=unit,
-        time=time,
-        y=y,
-        x_raw=x_raw,
-        x_within=x_within,
-        x_mean=x_raw.mean(axis=0),
-        unit_means=unit_means,
-        unit_idx=unit_idx,
-        time_idx=time_idx,
-        unit_labels=tuple(str(v) for v in unit_uniques),
-        time_labels=time_labels,
-        fe_rank=fe_rank,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,45 +150,6 @@ def _prior_roles(likelihood: str, parametrisation: str, has_time: bool) -> list[
     return roles
 
 
-@dataclass(frozen=True)
-class _SufficientStats:
-    """Statistics for the Gaussian likelihood with the unit effects integrated out."""
-
-    syy_within: float  # ||P y||^2, P = within-unit demeaning
-    sxx: np.ndarray  # X~'X~
-    sxy: np.ndarray  # X~'y
-    unit_counts: np.ndarray  # T_i
-    unit_ybar: np.ndarray  # ybar_i
-    year_cross: np.ndarray | None  # D'P y
-    year_gram: np.ndarray | None  # D'P D
-    year_share: np.ndarray | None  # (N, T): share of unit i's rows in year t
-
-    @classmethod
-    def from_design(cls, design: PanelDesign) -> _SufficientStats:
-        n_units = len(design.unit_labels)
-        counts = np.bincount(design.unit_idx, minlength=n_units).astype(float)
-        ybar = np.bincount(design.unit_idx, weights=design.y, minlength=n_units) / counts
-        y_unit_within = design.y - ybar[design.unit_idx]
-        year_cross = year_gram = year_share = None
-        if design.time_idx is not None:
-            n_years = len(design.time_labels)
-            unit_year = np.zeros((n_units, n_years))
-            np.add.at(unit_year, (design.unit_idx, design.time_idx), 1.0)
-            year_cross = np.bincount(design.time_idx, weights=y_unit_within, minlength=n_years)
-            year_gram = np.diag(unit_year.sum(axis=0)) - unit_year.T @ (unit_year / counts[:, None])
-            year_share = unit_year / counts[:, None]
-        return cls(
-            syy_within=float(y_unit_within @ y_unit_within),
-            sxx=design.x_within.T @ design.x_within,
-            sxy=design.x_within.T @ design.y,
-            unit_counts=counts,
-            unit_ybar=ybar,
-            year_cross=year_cross,
-            year_gram=year_gram,
-            year_share=year_share,
-        )
-
-
 def _unit_effects_mode(likelihood: str, parametrisation: str, unit_effects: str) -> str:
     if unit_effects not in ("auto", "marginalised", "sampled"):
         raise ValueError(
@@ -461,9 +172,9 @@ def marginal_model_data(design: PanelDesign, priors: PanelPriors) -> dict[str, n
     ``stat_<field>`` are the sufficient statistics, ``<variable>__<parameter>`` the resolved
     prior parameters (vectors for the per-regressor roles, which must share one family).
     """
-    stats = _SufficientStats.from_design(design)
-    values: dict[str, np.ndarray] = {"unit_means": np.asarray(design.unit_means, float)}
-    for key in _SufficientStats.__dataclass_fields__:
+    stats = SufficientStats.from_design(design)
+    values: dict[str, np.ndarray] = {}
+    for key in MODEL_FIELDS:
         value = getattr(stats, key)
         if value is not None:
             values[f"stat_{key}"] = np.asarray(value, dtype=float)
@@ -546,29 +257,26 @@ def build_twfe_model(
         intercept = prior("intercept", "intercept")
         slope = vector("slope", "slope")
         unit_sd = prior("unit_sd", "unit_sd")
-        if parametrisation == "naive":
-            unit_mean = 0.0
-        else:
-            between = vector("between", "between")
-            unit_mean = pm.math.dot(const("unit_means", design.unit_means), between)
+        between = None if parametrisation == "naive" else vector("between", "between")
         year_effect = None
         if design.time_idx is not None:
             year_sd = prior("year_sd", "year_sd")
             year_effect = pm.ZeroSumNormal("year_effect", sigma=year_sd, dims="year")
         if mode == "marginalised":
             sigma = prior("sigma", "sigma")
-            stats = _SufficientStats.from_design(design)
+            stats = SufficientStats.from_design(design)
             if values is not None:
-                stats = _SufficientStats(**{
-                    key: None if getattr(stats, key) is None else const(f"stat_{key}", values[
-                        f"stat_{key}"]) for key in _SufficientStats.__dataclass_fields__})
+                stats = SufficientStats(**{
+                    key: const(f"stat_{key}", values[f"stat_{key}"])
+                    if key in MODEL_FIELDS and getattr(stats, key) is not None
+                    else getattr(stats, key) for key in SufficientStats.__dataclass_fields__})
             pm.Potential(
                 f"{design.outcome}_marginal",
-                _marginal_normal_logp(
-                    stats, intercept, slope, unit_mean, year_effect, sigma, unit_sd
-                ),
+                marginal_normal_logp_fused(stats, intercept, slope, between, year_effect,
+                                           sigma, unit_sd),
             )
             return model
+        unit_mean = 0.0 if between is None else pm.math.dot(design.unit_means, between)
         if parametrisation == "mundlak":
             unit_offset = pm.Normal("unit_offset", 0.0, 1.0, dims="unit")
             unit_effect = pm.Deterministic(
@@ -592,177 +300,6 @@ def build_twfe_model(
                 design.outcome, mu=pm.math.exp(eta), alpha=alpha, observed=design.y, dims="obs"
             )
     return model
-
-
-def _marginal_normal_logp(
-    stats: _SufficientStats, intercept, slope, unit_mean, year_effect, sigma, unit_sd
-):
-    """log p(y | alpha, beta, lambda, tau, sigma, unit_sd) with the unit offsets integrated out.
-
-    sum_i [ -(T_i - 1)/2 log sigma^2 - 1/2 log(sigma^2 + T_i unit_sd^2) ]
-      - W / (2 sigma^2) - sum_i T_i rbar_i^2 / (2 (sigma^2 + T_i unit_sd^2)) - n/2 log(2 pi),
-    W = ||P y||^2 - 2 beta'X~'y + beta'X~'X~ beta - 2 tau'D'P y + tau'D'P D tau,
-    rbar_i = ybar_i - alpha - (xbar_i - xbar)' lambda - (share_i)' tau.
-    """
-    import pytensor.tensor as pt
-
-    counts = stats.unit_counts
-    n_obs = pt.sum(counts)
-    sigma2 = sigma**2
-    within_ss = (
-        stats.syy_within - 2.0 * pt.dot(slope, stats.sxy) + pt.dot(slope, pt.dot(stats.sxx, slope))
-    )
-    unit_resid = stats.unit_ybar - intercept - unit_mean
-    if year_effect is not None:
-        within_ss = (
-            within_ss
-            - 2.0 * pt.dot(year_effect, stats.year_cross)
-            + pt.dot(year_effect, pt.dot(stats.year_gram, year_effect))
-        )
-        unit_resid = unit_resid - pt.dot(stats.year_share, year_effect)
-    between_var = sigma2 + counts * unit_sd**2
-    return (
-        -0.5 * (n_obs - counts.shape[0]) * pt.log(sigma2)
-        - 0.5 * pt.sum(pt.log(between_var))
-        - 0.5 * within_ss / sigma2
-        - 0.5 * pt.sum(counts * unit_resid**2 / between_var)
-        - 0.5 * n_obs * np.log(2.0 * np.pi)
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Sampling
-# --------------------------------------------------------------------------------------------
-
-
-def _sample(
-    model,
-    sampler: str,
-    draws: int,
-    tune: int,
-    chains: int,
-    seed: int,
-    progressbar: bool,
-    target_accept: float | None,
-) -> tuple[Any, dict[str, float]]:
-    import pymc as pm
-
-    times: dict[str, float] = {}
-    if sampler == "nutpie":
-        import nutpie
-
-        start = _time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
-        times["compile_s"] = _time.perf_counter() - start
-        extra = {} if target_accept is None else {"target_accept": target_accept}
-        start = _time.perf_counter()
-        idata = nutpie.sample(
-            compiled,
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            seed=seed,
-            progress_bar=progressbar,
-            save_warmup=False,
-            **extra,
-        )
-        times["sampling_s"] = _time.perf_counter() - start
-        return idata, times
-    if sampler in ("pymc", "numpyro"):
-        kwargs: dict[str, Any] = {}
-        if sampler == "numpyro":
-            kwargs["nuts_sampler"] = "numpyro"
-        if target_accept is not None:
-            kwargs["target_accept"] = target_accept
-        start = _time.perf_counter()
-        with model:
-            idata = pm.sample(
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                random_seed=seed,
-                progressbar=progressbar,
-                compute_convergence_checks=False,
-                **kwargs,
-            )
-        total = _time.perf_counter() - start
-        sampling = float(idata.posterior.attrs.get("sampling_time", total))
-        times["compile_s"] = max(total - sampling, 0.0)
-        times["sampling_s"] = sampling
-        return idata, times
-    raise ValueError(f"Unknown sampler {sampler!r}; use one of {SAMPLERS}.")
-
-
-def _complete_marginalised(idata, design: PanelDesign, seed: int) -> None:
-    """Draw the integrated-out unit effects and add the pointwise log-likelihood.
-
-    Given the sampled parameters, u_i | y is normal with precision
-    1 / unit_sd^2 + T_i / sigma^2 and mean (m_i / unit_sd^2 + T_i rhat_i / sigma^2) / precision,
-    where m_i = (xbar_i - xbar)' lambda and rhat_i = mean_t(y_it - alpha - x~_it' beta - tau_t);
-    one exact draw per posterior draw makes the joint draws those of the full model.
-    """
-    import xarray as xr
-
-    stats = _SufficientStats.from_design(design)
-    post = idata.posterior
-    intercept = post["intercept"].values[..., None]
-    slope = post["slope"].values
-    sigma = post["sigma"].values[..., None]
-    unit_sd = post["unit_sd"].values[..., None]
-    prior_mean = post["between"].values @ design.unit_means.T
-    resid_mean = stats.unit_ybar - intercept
-    year = None
-    if design.time_idx is not None:
-        year = post["year_effect"].values
-        resid_mean = resid_mean - year @ stats.year_share.T
-    precision = 1.0 / unit_sd**2 + stats.unit_counts / sigma**2
-    mean = (prior_mean / unit_sd**2 + stats.unit_counts * resid_mean / sigma**2) / precision
-    rng = np.random.default_rng([seed, 0x5EED])
-    unit_effect = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
-    dims = ("chain", "draw", "unit")
-    idata.posterior = post.assign(
-        unit_effect=(dims, unit_effect),
-        unit_offset=(dims, (unit_effect - prior_mean) / unit_sd),
-    ).assign_coords(unit=list(design.unit_labels))
-
-    loglik = np.empty(slope.shape[:2] + (design.n_obs,))
-    for chain in range(slope.shape[0]):
-        eta = intercept[chain] + slope[chain] @ design.x_within.T
-        eta += unit_effect[chain][:, design.unit_idx]
-        if year is not None:
-            eta += year[chain][:, design.time_idx]
-        z = (design.y - eta) / sigma[chain]
-        loglik[chain] = -0.5 * z**2 - np.log(sigma[chain]) - 0.5 * np.log(2.0 * np.pi)
-    loglik_set = xr.Dataset(
-        {design.outcome: (("chain", "draw", "obs"), loglik)},
-        coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(design.n_obs)},
-    )
-    if "log_likelihood" in idata.groups():
-        del idata.log_likelihood
-    idata.add_groups({"log_likelihood": loglik_set})
-
-
-def _add_observed(idata, design: PanelDesign) -> None:
-    import xarray as xr
-
-    if "observed_data" in idata.groups():
-        return
-    observed = xr.Dataset(
-        {design.outcome: ("obs", design.y)}, coords={"obs": np.arange(design.n_obs)}
-    )
-    idata.add_groups({"observed_data": observed})
-
-
-def _package_versions() -> dict[str, str]:
-    import importlib.metadata as metadata
-
-    versions = {"python": platform.python_version()}
-    for name in ("pymc", "pytensor", "arviz", "numpy", "pandas", "nutpie", "numba", "numpyro"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
 
 
 # --------------------------------------------------------------------------------------------
@@ -801,6 +338,7 @@ class BayesPanelFit:
     seed: int
     versions: dict[str, str]
     wall_times: dict[str, float]
+    model_name: ClassVar[str] = "bayes_twfe"
     _tidy_cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -873,33 +411,15 @@ class BayesPanelFit:
 
     def attributes(self) -> dict[str, str]:
         """Provenance as netCDF-safe attributes (JSON strings)."""
-        return {
-            "model": "bayes_twfe",
-            "spec": json.dumps(self.spec),
-            "priors": json.dumps(self.priors),
-            "data_hash": self.data_hash,
-            "seed": str(self.seed),
-            "versions": json.dumps(self.versions),
-            "wall_times": json.dumps(self.wall_times),
-        }
+        return provenance_attributes(self.model_name, self.spec, self.priors, self.data_hash,
+                                     self.seed, self.versions, self.wall_times)
 
     def save_netcdf(self, path: str | Path) -> Path:
         """Write the InferenceData with spec, priors, data hash, seed and versions attached.
 
         The attributes are set on the file (every group), not on ``self.idata``.
         """
-        import arviz as az
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        attrs = self.attributes()
-        groups = {}
-        for group in self.idata.groups():
-            dataset = getattr(self.idata, group).copy()
-            dataset.attrs = {**dataset.attrs, **attrs}
-            groups[group] = dataset
-        az.InferenceData(**groups).to_netcdf(str(path))
-        return path
+        return save_with_attributes(self.idata, path, self.attributes())
 
 
 # --------------------------------------------------------------------------------------------
@@ -1012,16 +532,16 @@ def fit_bayes_twfe(
         idata, times, _ = sample_marginalised(design, resolved, draws, tune, chains, seed,
                                               progressbar, target_accept)
         start_post = _time.perf_counter()
-        _complete_marginalised(idata, design, seed)
-        _add_observed(idata, design)
+        draw_unit_effects(idata, design, seed)
+        add_observed_data(idata, design)
         return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                            spec_fields(mode))
     model = build_twfe_model(design, resolved, likelihood, parametrisation, unit_effects)
-
-    idata, times = _sample(model, sampler, draws, tune, chains, seed, progressbar, target_accept)
+    idata, times = sample_model(model, sampler, draws, tune, chains, seed, progressbar,
+                                target_accept)
     start_post = _time.perf_counter()
     if mode == "marginalised":
-        _complete_marginalised(idata, design, seed)
+        draw_unit_effects(idata, design, seed)
     elif "log_likelihood" not in idata.groups():
         pm.compute_log_likelihood(
             idata,
@@ -1046,7 +566,7 @@ def fit_bayes_twfe(
         progressbar=False,
         compile_kwargs={"mode": "NUMBA"},
     )
-    _add_observed(idata, design)
+    add_observed_data(idata, design)
     return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                        spec_fields(mode))
 
@@ -1067,7 +587,7 @@ def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, 
         priors=resolved.describe(roles),
         data_hash=design.data_hash(),
         seed=seed,
-        versions=_package_versions(),
+        versions=package_versions(),
         wall_times={k: round(v, 4) for k, v in times.items()},
     )
     idata.posterior.attrs.update(fit.attributes())
