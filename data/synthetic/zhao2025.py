@@ -30,11 +30,12 @@ Mediators (Table 6 columns 2 and 4):
 
 Outcome:
 
-    Inn_it = c + beta_AI,it AI_it + eta_Va Va_it + eta_Ind Ind_it + controls' beta
+    Inn_it = c + beta_AI,it AI_it - h_it A_i + eta_Va Va_it + eta_Ind Ind_it + controls' beta
              + mu_i + tau_t + e_it,   e_it ~ N(0, sigma_e^2),
     beta_AI,it = delta_region(i) + d_1 [AI_it < g1] + d_3 [AI_it >= g2] + d_Va [Va_it >= g_Va]
-                 + d_Ind [Ind_it >= g_Ind] + d_data (high_data_it - p_data)
-                 + d_digital (high_digital_it - p_digital) + d_post ([t >= 2016] - p_post),
+                 + d_Ind [Ind_it >= g_Ind] + h_it,
+    h_it = d_data (high_data_it - p_data) + d_digital (high_digital_it - p_digital)
+           + d_post ([t >= 2016] - p_post),
 
 where delta_region is the Table 7 regional slope less the Table 6 indirect effect, plus one
 common offset that puts the slope a linear TWFE regression estimates on Table 2 column (6)
@@ -43,6 +44,27 @@ g_Ind = 2.1637 are the Table 5 thresholds with the published regime differences 
 d_data and d_digital are the Table 7 high-minus-low gaps; d_post = 0.05 is our choice (the
 abstract says only "stronger after 2016"). tau_t rises 0.073 a year, which puts Stata's
 ``xtreg, fe`` constant of column (6) near the printed -0.4095.
+
+The slope of Inn on AI is beta_AI,it throughout, but the group and period gaps h_it act on
+AI's deviation from the city's long-run level A_i (the between part of AI in Table 1 units):
+the AI terms read (beta_AI,it - h_it) AI_it + h_it (AI_it - A_i). Why: high_data and
+high_digital switch within cities (about 750 and 710 switches in the default panel) and every
+city enters the post-2016 period, so on AI levels each switch would add h A_i to Inn, a step
+proportional to the city's AI level. Cities with much AI also have high Va (both load on z),
+and a threshold regression in AI or Va reads those steps as regimes. With the gaps on AI
+levels, Hansen's estimator on the noise-free outcome put the AI thresholds at (1.66, 2.57) and
+the Va threshold at 14.38 instead of (3.66, 6.18) and 15.65, and the steps alone raised the LR
+statistic at the true thresholds to 6.7, 12.9 and 10.4 (in units of the noise variance; the
+95% critical value is 7.35), so the Table 5 LR sets and posteriors missed the truth in most
+samples. The regional slopes need no such care: region is fixed within a city, so
+delta_region x AI level and delta_region x AI deviation differ by a city constant that mu_i
+absorbs. On the noise-free outcome the thresholds now land on the structural ones (to the
+grid; the Va threshold, the weakest, drifts for some seeds, by under two LR units); the
+truth records Hansen's thresholds of the noise-free outcome as ``table5_pseudo_true``. Table 7's
+subsample regressions now return each group's average beta_AI,it: on the noise-free outcome
+the west slope is 0.06 (0.04 printed; 0.12 with gaps on levels), and the high-minus-low data
+and digital gaps are 0.09 and 0.10 (0.04 and 0.08 printed), wider than d_data and d_digital
+because the high groups are also richer in east cities and in the other endowment.
 
 Inn1 (applications, Table 3 column 3) repeats the outcome equation with the AI part scaled so
 its slope is near 0.2171, a level shift and fresh noise.
@@ -107,6 +129,7 @@ AI_THRESHOLDS = (3.6636, 6.1821)
 AI_REGIME_SLOPES = (0.389, 0.422, 0.403)
 VA_THRESHOLD, VA_REGIME_SLOPES = 15.6482, (0.417, 0.394)
 IND_THRESHOLD, IND_REGIME_SLOPES = 2.1637, (0.344, 0.400)
+TABLE5_THRESHOLD_COUNTS = {"AI": 2, "Va": 1, "Ind": 1}
 # Table 7 factor-endowment splits: obs in the high group and the high-minus-low slope gap.
 HIGH_DATA_OBS, DATA_GAP = 1534, 0.2445 - 0.2066
 HIGH_DIGITAL_OBS, DIGITAL_GAP = 1270, 0.2796 - 0.2034
@@ -221,6 +244,11 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
     }).reset_index(drop=True)
     for name in ("AI", *CONTROLS):
         panel[name] = _to_table1(series[name].ravel(), name)
+    # The city's long-run AI level A_i: the between part of AI (its trend averages to zero over
+    # the years), mapped to Table 1 units as _to_table1 maps AI.
+    ai_all = series["AI"].ravel()
+    ai_level = TABLE1["AI"][0] + TABLE1["AI"][1] * (ai_raw.mean(axis=1) - ai_all.mean()) \
+        / ai_all.std()
     panel["IV"] = internet.ravel()
 
     city_index = np.repeat(np.arange(n_cities), n_years)
@@ -259,37 +287,39 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
     d_va = VA_REGIME_SLOPES[1] - VA_REGIME_SLOPES[0]
     d_ind = IND_REGIME_SLOPES[1] - IND_REGIME_SLOPES[0]
     va, ind = panel["Va"].to_numpy(), panel["Ind"].to_numpy()
+    gaps = (DATA_GAP * (high_data - high_data.mean())
+            + DIGITAL_GAP * (high_digital - high_digital.mean())
+            + POST_2016_GAP * (post - post.mean()))
     slope_ai = (
         panel["region"].map(region_direct).to_numpy()
         + d_low * (ai < AI_THRESHOLDS[0]) + d_high * (ai >= AI_THRESHOLDS[1])
         + d_va * (va >= VA_THRESHOLD) + d_ind * (ind >= IND_THRESHOLD)
-        + DATA_GAP * (high_data - high_data.mean())
-        + DIGITAL_GAP * (high_digital - high_digital.mean())
-        + POST_2016_GAP * (post - post.mean())
+        + gaps
     )
+    # The gaps switch within a city; acting on AI's deviation from the city's level they change
+    # how Inn responds to AI without stepping Inn by gap x A_i at each switch (module docstring).
+    level_correction = gaps * ai_level[city_index]
     beta_controls = np.array([TABLE2_COL6[c][0] for c in CONTROLS])
     year_effects = YEAR_EFFECT_TREND * np.arange(n_years)
     city_effect = 0.9 * z + 0.3 * rng.normal(size=n_cities)
     standard_noise = rng.normal(0, 1, n_obs)
     # Regime shifts and mediators make the linear TWFE slope a weighted average that drifts away
     # from the mean structural slope; a common offset puts that average on Table 2 column (6).
-    slopes, _ = _twfe_fit(panel.assign(
-        Inn=slope_ai * ai + ETA_VA * va + ETA_IND * ind + controls @ beta_controls))
+    other_terms = ETA_VA * va + ETA_IND * ind + controls @ beta_controls
+    slopes, _ = _twfe_fit(panel.assign(Inn=slope_ai * ai - level_correction + other_terms))
     slope_offset = TABLE2_COL6["AI"][0] - slopes["AI"]
     slope_ai = slope_ai + slope_offset
     # The same features leave a misfit in the linear model's residual; the noise fills the rest
     # of the residual variance implied by Table 2's R2, so standard errors match the print.
-    _, misfit_var = _twfe_fit(panel.assign(
-        Inn=slope_ai * ai + ETA_VA * va + ETA_IND * ind + controls @ beta_controls))
+    _, misfit_var = _twfe_fit(panel.assign(Inn=slope_ai * ai - level_correction + other_terms))
     sigma_noise = np.sqrt(max(sigma_e**2 - misfit_var, 0.25 * sigma_e**2))
     noise = sigma_noise * standard_noise
-    rest = (slope_ai * ai + ETA_VA * va + ETA_IND * ind + controls @ beta_controls
-            + year_effects[year_index])
+    rest = slope_ai * ai - level_correction + other_terms + year_effects[year_index]
     city_scale = _scale_to_sd(rest + noise, city_effect[city_index], TABLE1["Inn"][1])
     signal = rest + city_scale * city_effect[city_index]
     intercept = TABLE1["Inn"][0] - (signal + noise).mean()
     panel["Inn"] = intercept + signal + noise
-    ai_part = slope_ai * ai
+    ai_part = slope_ai * ai - level_correction
     inn1_signal = signal - ai_part + ai_part * (INN1_SLOPE / slope_ai.mean())
     panel["Inn1"] = intercept + INN1_SHIFT + inn1_signal + rng.normal(0, INN1_NOISE, n_obs)
 
@@ -321,11 +351,14 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
             "Ind": {"gamma": [IND_THRESHOLD], "slope_shift_above": d_ind},
         },
         "heterogeneity_gaps": {"high_data": DATA_GAP, "high_digital": DIGITAL_GAP,
-                               "post_2016": POST_2016_GAP},
+                               "post_2016": POST_2016_GAP,
+                               "acts_on": "AI_it - A_i (AI's deviation from the city's "
+                                          "long-run level; module docstring)"},
         "iv": {"first_stage_pi": FIRST_STAGE_PI, "instrument_valid": True},
         "year_effect_trend": YEAR_EFFECT_TREND,
         "city_effect_scale": city_scale,
         "table2_col6_pseudo_true": _twfe_fit(panel.assign(Inn=noise_free))[0],
+        "table5_pseudo_true": _threshold_fits(panel.assign(Inn=noise_free)),
         "calibrated_from": {
             "Table 1": "means, sds, minima, maxima of every variable",
             "Table 2 col 6": "control slopes, and (with the robust t) within-variation of each "
@@ -348,6 +381,24 @@ def _scale_to_sd(base: np.ndarray, effect: np.ndarray, target_sd: float) -> floa
     c = base.var() - target_sd**2
     disc = b**2 - 4 * a * c
     return max(0.0, (-b + np.sqrt(disc)) / (2 * a)) if disc >= 0 else 0.0
+
+
+def _threshold_fits(panel: pd.DataFrame) -> dict[str, list[float]]:
+    """Hansen's thresholds of the three Table 5 specifications on ``panel``.
+
+    Inn on the AI regime slopes, the controls and city and year effects, thresholds in AI
+    (two), Va and Ind (one each); on the noise-free outcome these are where the misspecified
+    threshold models concentrate.
+    """
+    from models.threshold import fit_panel_threshold
+
+    found = {}
+    for variable, count in TABLE5_THRESHOLD_COUNTS.items():
+        fit = fit_panel_threshold(panel, y="Inn", regime="AI", threshold=variable,
+                                  fixed=list(CONTROLS), unit="city", period="year",
+                                  n_thresholds=count, demean="all", time=True, n_boot=0)
+        found[variable] = [round(float(g), 6) for g in fit.thresholds]
+    return found
 
 
 def _twfe_fit(panel: pd.DataFrame) -> tuple[dict[str, float], float]:
