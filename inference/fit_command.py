@@ -77,13 +77,10 @@ def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None) -> p
 
 
 def _user_priors(request: FitRequest):
-    from models.priors import load_priors_toml
+    from models.priors import read_prior_entries
 
-    priors = load_priors_toml(request.prior_file) if request.prior_file else None
-    if request.priors:
-        priors = (priors.with_overrides(list(request.priors)) if priors is not None
-                  else list(request.priors))
-    return priors
+    entries = read_prior_entries(request.prior_file, list(request.priors or ()))
+    return entries or None
 
 
 def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:

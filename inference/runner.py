@@ -118,13 +118,10 @@ def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
 
 def _user_priors(options: RunOptions):
     """The priors the user gave (file, then command-line overrides on top), or None."""
-    from models.priors import load_priors_toml
+    from models.priors import read_prior_entries
 
-    priors = load_priors_toml(options.prior_file) if options.prior_file else None
-    if options.priors:
-        priors = (priors.with_overrides(list(options.priors)) if priors is not None
-                  else list(options.priors))
-    return priors
+    entries = read_prior_entries(options.prior_file, list(options.priors or ()))
+    return entries or None
 
 
 def _save_fits(estimate: Estimate, spec: Spec, out_dir: Path) -> list[Path]:

@@ -66,7 +66,13 @@ from models.convergence import convergence_messages
 from models.nuts_sampler import sample_model
 from models.panel_design import prepare_panel
 from models.posterior_record import package_versions
-from models.priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors, Prior, PriorSpecError, parse_prior
+from models.priors import (
+    DEFAULT_SCALE_MULTIPLIER,
+    PanelPriors,
+    Prior,
+    PriorSpecError,
+    prior_from_value,
+)
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
 _LKJ_RE = re.compile(r"^\s*lkj\s*\(\s*(?:eta\s*=\s*)?([0-9.eE+-]+)\s*\)\s*$", re.IGNORECASE)
@@ -130,7 +136,7 @@ class IVPriors:
                                          "eta > 0 (eta = 1 is uniform on (-1, 1)).")
                 fields["rho_eta"] = float(match.group(1))
                 continue
-            prior = value if isinstance(value, Prior) else parse_prior(str(value))
+            prior = value if isinstance(value, Prior) else prior_from_value(value, f"prior {key!r}")
             if role in ("sigma", "first_stage_sigma") and prior.support != "positive":
                 raise PriorSpecError(f"Prior {key} = {prior} must be on the positive half-line.")
             if term and role in terms:

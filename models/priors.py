@@ -62,6 +62,9 @@ ROLES: tuple[str, ...] = (
 )
 # Roles that take one prior per regressor, addressable as "slope.AI".
 PER_TERM_ROLES: tuple[str, ...] = ("slope", "between")
+# Roles of one model family only, read by that family's own prior parser and left alone by
+# the TWFE priors: the group sd of partial pooling, the IV first stage and error correlation.
+MODEL_SPECIFIC_ROLES: tuple[str, ...] = ("group_sd", "first_stage", "first_stage_sigma", "rho")
 
 DEFAULT_SCALE_MULTIPLIER = 2.5
 
@@ -309,7 +312,9 @@ def parse_prior_override(text: str) -> tuple[str, str | None, Prior]:
     return role, term, prior
 
 
-def _prior_from_value(value: Any, where: str) -> Prior:
+def prior_from_value(value: Any, where: str) -> Prior:
+    """A prior from text (``normal(0, 1)``) or a TOML table (``{ family = "normal", mu = 0,
+    sigma = 1 }``); errors name ``where``."""
     if isinstance(value, Prior):
         return value
     if isinstance(value, str):
@@ -389,6 +394,8 @@ class PanelPriors:
         if isinstance(overrides, Mapping):
             for key, value in overrides.items():
                 role, _, term = str(key).partition(".")
+                if role in MODEL_SPECIFIC_ROLES:
+                    continue
                 if (
                     role in PER_TERM_ROLES
                     and not term
@@ -397,17 +404,19 @@ class PanelPriors:
                 ):
                     for term_name, term_value in value.items():
                         where = f"prior '{role}.{term_name}'"
-                        prior = _prior_from_value(term_value, where)
+                        prior = prior_from_value(term_value, where)
                         _check_role(role, str(term_name), prior)
                         items.append((role, str(term_name), prior))
                     continue
-                prior = _prior_from_value(value, f"prior {key!r}")
+                prior = prior_from_value(value, f"prior {key!r}")
                 _check_role(role, term or None, prior)
                 items.append((role, term or None, prior))
         else:
             if isinstance(overrides, str):
                 overrides = [overrides]
-            items = [parse_prior_override(text) for text in overrides]
+            items = [parse_prior_override(text) for text in overrides
+                     if text.partition("=")[0].strip().partition(".")[0]
+                     not in MODEL_SPECIFIC_ROLES]
         updated = self
         sources = dict(self.sources)
         for role, term, prior in items:
@@ -494,6 +503,54 @@ class PanelPriors:
             if prior is not None:
                 record[role] = {"prior": str(prior), "source": sources.get(role, "default")}
         return record
+
+
+def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Every prior of a TOML file (as :func:`load_priors_toml` reads it) and the command-line
+    ``name=family(...)`` overrides on top, as one mapping that every model's prior parser
+    accepts: the TWFE roles, ``group_sd`` (partial pooling), ``first_stage``,
+    ``first_stage_sigma`` and ``rho`` (IV).
+
+    Each entry is checked by the parser of the model it belongs to before anything is fitted.
+
+    Raises
+    ------
+    PriorSpecError
+        Naming the file and key (or the override text) of an unknown role or invalid prior.
+    """
+    entries: dict[str, Any] = {}
+    where = "command line"
+    if path is not None:
+        path = Path(path)
+        where = str(path)
+        try:
+            content = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise PriorSpecError(f"Prior file {path}: not valid TOML ({error}).") from None
+        table = content.get("priors", content)
+        if not isinstance(table, Mapping):
+            raise PriorSpecError(f"Prior file {path}: 'priors' must be a table.")
+        entries.update(table)
+    for text in overrides:
+        key, sep, value = str(text).partition("=")
+        if not sep:
+            raise PriorSpecError(f"Cannot parse prior override {text!r}: expected "
+                                 "name=family(parameters).")
+        entries[key.strip()] = value.strip()
+    known = ROLES + MODEL_SPECIFIC_ROLES
+    for key in entries:
+        if str(key).partition(".")[0] not in known:
+            raise PriorSpecError(f"Prior {key!r} ({where}): unknown name; known names: "
+                                 f"{', '.join(known)}.")
+    from models.bayes_heterogeneity import HeterogeneityPriors
+    from models.bayes_iv import IVPriors
+
+    try:
+        HeterogeneityPriors.parse(entries)
+        IVPriors.parse(entries)
+    except PriorSpecError as error:
+        raise PriorSpecError(f"Priors from {where}: {error}") from None
+    return entries
 
 
 def load_priors_toml(path: str | Path, base: PanelPriors | None = None) -> PanelPriors:
