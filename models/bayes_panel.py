@@ -59,9 +59,15 @@ PyMC default NUTS, raw x + city means, centred city effects            31       
 nutpie, raw x + city means, centred city effects                       290        17 s
 PyMC default NUTS, orthogonal split, unit effects integrated out       250        (cached C)
 nutpie, orthogonal split, non-centred unit effects sampled             ~2,000     17 s
-nutpie, orthogonal split, unit effects integrated out (default)        ~12,000    11-19 s
-exact conjugate draws (flat priors, numpy)                             ~390,000   none
+nutpie, orthogonal split, unit effects integrated out, graph          ~12,000    11-19 s
+nutpie, as above, likelihood as one fused Op (default)                 ~21,000    27 s
+exact conjugate draws (flat priors, numpy)                             ~320,000   none
 =====================================================================  =========  ==========
+
+The fused Op (:mod:`models.twfe_marginal_op`) evaluates the marginal likelihood and its
+gradient from grouped sufficient statistics in one numba call: 3.5x less CPU per draw than
+the ~100-node graph. Of the remaining 0.45 s for 4 x (1,000 + 1,000) iterations about 0.1 s
+is the conversion of nutpie's trace to InferenceData; the rest is ~7 gradient steps per draw.
 
 With the unit offsets sampled, NUTS needs ~15 leapfrog steps per draw (about 290 dimensions)
 and the intercept and Mundlak terms mix slowly (bulk ESS ~400-500 of 4,000 draws); integrating
