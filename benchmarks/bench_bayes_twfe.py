@@ -69,34 +69,22 @@ def _ess(draws: np.ndarray) -> float:
 
 def run_pymc_default(df: pd.DataFrame, draws: int, tune: int, chains: int, seed: int) -> dict:
     """PyMC's default NUTS on raw regressors plus city means with centred city effects."""
-    import pymc as pm
-
     from models.bayes_panel import build_twfe_model, prepare_panel, resolve_priors
+    from models.nuts_sampler import sample_model
 
-    start = time.perf_counter()
     design = prepare_panel(df, "Inn", REGRESSORS, "city", "year")
     model = build_twfe_model(
         design, resolve_priors(None, design, "identity"), "normal", "mundlak_raw"
     )
-    with model:
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            random_seed=seed,
-            progressbar=False,
-            compute_convergence_checks=False,
-        )
-    total = time.perf_counter() - start
-    sampling = float(idata.posterior.attrs["sampling_time"])
+    idata, times = sample_model(model, "pymc", draws, tune, chains, seed, False, None)
     ai = idata.posterior["slope"].sel(coef="AI").values
     return {
         "name": "PyMC default NUTS, textbook Mundlak (centred)",
         "ess": _ess(ai),
         "mean": float(ai.mean()),
         "sd": float(ai.std()),
-        "compile_s": total - sampling,
-        "sampling_s": sampling,
+        "compile_s": times["compile_s"],
+        "sampling_s": times["sampling_s"],
     }
 
 

@@ -505,6 +505,17 @@ class PanelPriors:
         return record
 
 
+def _read_prior_table(path: Path) -> Mapping[str, Any]:
+    try:
+        content = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise PriorSpecError(f"Prior file {path}: not valid TOML ({error}).") from None
+    table = content.get("priors", content)
+    if not isinstance(table, Mapping):
+        raise PriorSpecError(f"Prior file {path}: 'priors' must be a table.")
+    return table
+
+
 def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Every prior of a TOML file (as :func:`load_priors_toml` reads it) and the command-line
     ``name=family(...)`` overrides on top, as one mapping that every model's prior parser
@@ -521,16 +532,8 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     entries: dict[str, Any] = {}
     where = "command line"
     if path is not None:
-        path = Path(path)
         where = str(path)
-        try:
-            content = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
-            raise PriorSpecError(f"Prior file {path}: not valid TOML ({error}).") from None
-        table = content.get("priors", content)
-        if not isinstance(table, Mapping):
-            raise PriorSpecError(f"Prior file {path}: 'priors' must be a table.")
-        entries.update(table)
+        entries.update(_read_prior_table(Path(path)))
     for text in overrides:
         key, sep, value = str(text).partition("=")
         if not sep:
@@ -569,13 +572,7 @@ def load_priors_toml(path: str | Path, base: PanelPriors | None = None) -> Panel
         If the file is not valid TOML or a prior in it is invalid (the message names the key).
     """
     path = Path(path)
-    try:
-        content = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise PriorSpecError(f"Prior file {path}: not valid TOML ({error}).") from None
-    table = content.get("priors", content)
-    if not isinstance(table, Mapping):
-        raise PriorSpecError(f"Prior file {path}: 'priors' must be a table.")
+    table = _read_prior_table(path)
     base = base if base is not None else PanelPriors()
     try:
         return base.with_overrides(table, source=str(path))
