@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from models.bayes_panel import HDI_PROB, BayesPanelFit
+from models.bayes_panel import BayesPanelFit
 from models.collapsed_slopes import SlopePrior, collapsed_slope_logp, draw_collapsed_slopes
 from models.heterogeneity import (
     GroupDesign,
@@ -80,6 +80,7 @@ from models.heterogeneity import (
 from models.nuts_sampler import sample_model
 from models.panel_design import PanelDesign, prepare_panel
 from models.posterior_record import package_versions
+from models.posterior_summary import summary_row
 from models.priors import (
     DataScales,
     PanelPriors,
@@ -504,7 +505,6 @@ class BayesHeterogeneityFit(BayesPanelFit):
     model_name: ClassVar[str] = "bayes_heterogeneity"
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-        import arviz as az
 
         posterior = self.idata.posterior
         spec = self.spec
@@ -525,23 +525,8 @@ class BayesHeterogeneityFit(BayesPanelFit):
             for name in ("intercept", "sigma", "unit_sd", "year_sd"):
                 if name in posterior:
                     entries.append((name, posterior[name].values))
-        divergences = self.divergences
-        rows = []
-        for term, draws in entries:
-            hdi = az.hdi(draws.reshape(-1), hdi_prob=HDI_PROB)
-            rows.append({
-                "term": term,
-                "estimate": float(draws.mean()),
-                "std_error": float(draws.std(ddof=1)),
-                "ci_low": float(hdi[0]),
-                "ci_high": float(hdi[1]),
-                "prob_positive": float((draws > 0).mean()),
-                "r_hat": float(az.rhat(draws)),
-                "ess_bulk": float(az.ess(draws, method="bulk")),
-                "n_obs": int(spec["n_obs"]),
-                "divergences": divergences,
-            })
-        return pd.DataFrame(rows)
+        return pd.DataFrame([summary_row(term, draws, spec["n_obs"], self.divergences)
+                             for term, draws in entries])
 
     def group_draws(self, regressor: str | None = None) -> pd.DataFrame:
         """Posterior draws of beta_g, one column per group (chains stacked)."""

@@ -61,11 +61,12 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from models.bayes_panel import HDI_PROB, BayesPanelFit
+from models.bayes_panel import BayesPanelFit
 from models.convergence import convergence_messages
 from models.nuts_sampler import sample_model
 from models.panel_design import prepare_panel
 from models.posterior_record import package_versions
+from models.posterior_summary import summary_row
 from models.priors import (
     DEFAULT_SCALE_MULTIPLIER,
     PanelPriors,
@@ -341,7 +342,6 @@ class BayesIVFit(BayesPanelFit):
     model_name: ClassVar[str] = "bayes_iv"
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-        import arviz as az
 
         post = self.idata.posterior
         spec = self.spec
@@ -356,18 +356,9 @@ class BayesIVFit(BayesPanelFit):
                 entries.append(("second", c, post["control_outcome"].sel(control=c).values))
             entries.append(("errors", "sigma_outcome", post["sigma_outcome"].values))
             entries.append(("errors", "sigma_first", post["sigma_first"].values))
-        divergences = self.divergences
-        rows = []
-        for stage, term, draws in entries:
-            hdi = az.hdi(draws.reshape(-1), hdi_prob=HDI_PROB)
-            rows.append({
-                "stage": stage, "term": term, "estimate": float(draws.mean()),
-                "std_error": float(draws.std(ddof=1)), "ci_low": float(hdi[0]),
-                "ci_high": float(hdi[1]), "prob_positive": float((draws > 0).mean()),
-                "r_hat": float(az.rhat(draws)), "ess_bulk": float(az.ess(draws, method="bulk")),
-                "n_obs": int(spec["n_obs"]), "divergences": divergences,
-            })
-        return pd.DataFrame(rows)
+        return pd.DataFrame([{"stage": stage, **summary_row(term, draws, spec["n_obs"],
+                                                             self.divergences)}
+                             for stage, term, draws in entries])
 
     def convergence_problems(self) -> list[str]:
         """As :meth:`BayesPanelFit.convergence_problems`; a control, which has a slope in both

@@ -99,6 +99,7 @@ from models.convergence import convergence_messages
 from models.nuts_sampler import SAMPLERS, sample_model
 from models.panel_design import MODEL_NAMES, PanelDesign, prepare_panel
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
+from models.posterior_summary import HDI_PROB, summary_row
 from models.priors import PanelPriors, vector_prior
 from models.twfe_marginal import (
     MODEL_FIELDS,
@@ -116,7 +117,6 @@ __all__ = [
 
 LIKELIHOODS = ("normal", "student_t", "negbin")
 PARAMETRISATIONS = ("mundlak", "naive", "mundlak_raw")
-HDI_PROB = 0.94
 
 _LIKELIHOOD_ALIASES = {
     "gaussian": "normal",
@@ -370,7 +370,6 @@ class BayesPanelFit:
         return self._tidy_cache[key].copy()
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-        import arviz as az
 
         posterior = self.idata.posterior
         entries: list[tuple[str, np.ndarray]] = []
@@ -384,25 +383,8 @@ class BayesPanelFit:
             if "between" in posterior:
                 for name in self.regressors:
                     entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
-        divergences = self.divergences
-        rows = []
-        for term, draws in entries:
-            hdi = az.hdi(draws.reshape(-1), hdi_prob=HDI_PROB)
-            rows.append(
-                {
-                    "term": term,
-                    "estimate": float(draws.mean()),
-                    "std_error": float(draws.std(ddof=1)),
-                    "ci_low": float(hdi[0]),
-                    "ci_high": float(hdi[1]),
-                    "prob_positive": float((draws > 0).mean()),
-                    "r_hat": float(az.rhat(draws)),
-                    "ess_bulk": float(az.ess(draws, method="bulk")),
-                    "n_obs": int(self.spec["n_obs"]),
-                    "divergences": divergences,
-                }
-            )
-        return pd.DataFrame(rows)
+        return pd.DataFrame([summary_row(term, draws, self.spec["n_obs"], self.divergences)
+                             for term, draws in entries])
 
     def convergence_problems(self) -> list[str]:
         """Plain-language descriptions of failed convergence checks (empty when converged)."""
