@@ -8,6 +8,14 @@ bootstraps per test, and prints both wall times, their ratio, the Bayesian time 
 
     python benchmarks/bench_bayes_threshold.py [--draws 1000] [--tune 1000] [--chains 4]
         [--boot 300] [--no-pointwise]
+
+Warm and cold compilation: the numba kernels of :mod:`models.bayes_threshold_kernels` are
+cached on disk (``models/__pycache__``, or ``$NUMBA_CACHE_DIR``) and PyTensor caches its own
+per-Op numba code (under its ``base_compiledir``), so only the first run on a machine compiles
+them. To time a cold start, point both caches at empty folders:
+
+    NUMBA_CACHE_DIR=$(mktemp -d) PYTENSOR_FLAGS=base_compiledir=$(mktemp -d) \
+        python benchmarks/bench_bayes_threshold.py
 """
 
 from __future__ import annotations
@@ -55,6 +63,11 @@ def main() -> None:
           f"{frequentist_s:.1f} s")
     print(f"Bayesian double threshold ({args.chains} chains x {args.draws} draws, "
           f"{args.tune} tuning): {bayes_s:.1f} s  {fit.wall_times}")
+    times = fit.wall_times
+    other = times["total_s"] - times["compile_s"] - times["sampling_s"] - times["postprocess_s"]
+    print(f"split: compile {times['compile_s']:.1f} s, sampling {times['sampling_s']:.1f} s, "
+          f"post-processing {times['postprocess_s']:.1f} s, other (data, profile fit, model) "
+          f"{other:.1f} s")
     print(f"ratio Bayesian / frequentist: {bayes_s / frequentist_s:.1f}")
     table = fit.tidy().set_index("term")
     for term, (low, high) in HANSEN_CI.items():

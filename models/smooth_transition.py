@@ -25,7 +25,6 @@ affine map, as in the threshold model). Sampler: nutpie.
 
 from __future__ import annotations
 
-import json
 import math
 import time as _time
 from collections.abc import Sequence
@@ -36,18 +35,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.bayes_threshold import (
-    HDI_PROB,
-    _package_versions,
-    _prior_logp_numpy,
-    _slope_prior_tensor,
-    _whitening,
-    prepare_threshold_data,
-    profile_fit,
+from models.bayes_threshold_data import prepare_threshold_data, threshold_log_prior
+from models.bayes_threshold_fit import HDI_PROB
+from models.bayes_threshold_likelihood import profile_fit
+from models.bayes_threshold_model import whitening
+from models.bayes_threshold_priors import (
+    prior_logp_numpy,
     resolve_slope_priors,
-    threshold_log_prior,
+    slope_prior_tensor,
 )
-from models.convergence import ESS_MIN, RHAT_MAX
+from models.convergence import convergence_messages
+from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -96,41 +94,26 @@ class SmoothTransitionFit:
         return self._tidy_cache["tidy"].copy()
 
     def convergence_problems(self) -> list[str]:
-        """Failed checks (r_hat <= 1.01, bulk ESS >= 400, no divergences), in words."""
-        problems = []
-        for row in self.tidy().itertuples():
-            if not np.isfinite(row.r_hat) or row.r_hat > RHAT_MAX:
-                problems.append(f"r_hat of {row.term} is {row.r_hat:.3f} (above {RHAT_MAX}): "
-                                "the chains disagree; run more tuning and draws.")
-            if not np.isfinite(row.ess_bulk) or row.ess_bulk < ESS_MIN:
-                problems.append(f"bulk ESS of {row.term} is {row.ess_bulk:.0f} (below "
-                                f"{ESS_MIN}): too few effective draws; run more draws.")
-        if self.divergences:
-            problems.append(f"{self.divergences} divergent transition(s): the posterior may "
-                            "be biased; raise target_accept or reparametrise.")
-        return problems
+        """Failed checks (r_hat <= 1.01, bulk ESS >= 400 for every term, no divergences), in
+        words (:func:`models.convergence.convergence_messages`)."""
+        table = self.tidy()
+        return convergence_messages(
+            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
 
     @property
     def converged(self) -> bool:
+        """r_hat <= 1.01 and bulk ESS >= 400 for every term, and no divergences."""
         return not self.convergence_problems()
+
+    def attributes(self) -> dict[str, str]:
+        """Provenance as netCDF-safe attributes (:func:`models.posterior_record.
+        provenance_attributes`)."""
+        return provenance_attributes("bayes_smooth_transition", self.spec, self.priors,
+                                     self.data_hash, self.seed, self.versions, self.wall_times)
 
     def save_netcdf(self, path: str | Path) -> Path:
         """Write the InferenceData with spec, priors, data hash, seed and versions attached."""
-        import arviz as az
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        attrs = {"model": "bayes_smooth_transition", "spec": json.dumps(self.spec),
-                 "priors": json.dumps(self.priors), "data_hash": self.data_hash,
-                 "seed": str(self.seed), "versions": json.dumps(self.versions),
-                 "wall_times": json.dumps(self.wall_times)}
-        groups = {}
-        for group in self.idata.groups():
-            dataset = getattr(self.idata, group).copy()
-            dataset.attrs = {**dataset.attrs, **attrs}
-            groups[group] = dataset
-        az.InferenceData(**groups).to_netcdf(str(path))
-        return path
+        return save_with_attributes(self.idata, path, self.attributes())
 
 
 def transition(q: np.ndarray, gamma: float, location: float, scale: float) -> np.ndarray:
@@ -181,7 +164,7 @@ def fit_smooth_transition(
                                    grid_size=100, trim=max(trim, 0.01))
     log_prior_cfg = threshold_log_prior(stats.grid, 1)
     profile = profile_fit(stats, 1, log_prior_cfg)
-    centre, chol = _whitening(profile)
+    centre, chol = whitening(profile)
     resolved = resolve_slope_priors(priors, stats, 1)
     terms = stats.term_names(1)
     panel = stats.panel
@@ -197,7 +180,7 @@ def fit_smooth_transition(
     with pm.Model(coords={"coef": terms}) as model:
         white = pm.Flat("slope_white", dims="coef")
         slope = pm.Deterministic("slope", centre + pt.dot(chol, white), dims="coef")
-        pm.Potential("slope_prior", _slope_prior_tensor(resolved, terms, slope))
+        pm.Potential("slope_prior", slope_prior_tensor(resolved, terms, slope))
         sigma = resolved.sigma.to_pymc("sigma")
         log_gamma = pm.Normal("log_gamma", log_gamma_mu, log_gamma_sd)
         gamma = pm.Deterministic("gamma", pt.exp(log_gamma))
@@ -246,13 +229,13 @@ def fit_smooth_transition(
     idata.add_groups({"log_likelihood": xr.Dataset(
         {y: (("chain", "draw", "obs"), loglik)}, coords={**coords, "obs":
                                                          np.arange(stats.n_rows)})})
-    slope_lp = np.stack([_prior_logp_numpy(resolved.term_prior("slope", term), theta[..., j])
+    slope_lp = np.stack([prior_logp_numpy(resolved.term_prior("slope", term), theta[..., j])
                          for j, term in enumerate(terms)], axis=-1)
     from scipy import stats as st
 
     idata.add_groups({"log_prior": xr.Dataset(
         {"slope": (("chain", "draw", "coef"), slope_lp),
-         "sigma": (("chain", "draw"), _prior_logp_numpy(resolved.sigma, sigma_draws)),
+         "sigma": (("chain", "draw"), prior_logp_numpy(resolved.sigma, sigma_draws)),
          "log_gamma": (("chain", "draw"), st.norm.logpdf(posterior["log_gamma"].values,
                                                           log_gamma_mu, log_gamma_sd)),
          "location": (("chain", "draw"), np.full(sigma_draws.shape, -math.log(high - low)))},
@@ -273,5 +256,5 @@ def fit_smooth_transition(
     prior_record["location"] = {"prior": f"uniform({low:.6g}, {high:.6g})", "source": "default"}
     return SmoothTransitionFit(idata=idata, spec=spec, priors=prior_record,
                                data_hash=stats.data_hash, seed=seed,
-                               versions=_package_versions(),
+                               versions=package_versions(),
                                wall_times={k: round(v, 4) for k, v in times.items()})

@@ -262,8 +262,8 @@ def _single_blas_thread():
 
 def _fit(data, y, regime, threshold, fixed, unit, period, n_thresholds, n_tests, demean, time,
          grid_size, trim, n_boot, seed, se, ci_level) -> ThresholdResult:
-    arrays, fixed_names, periods = _panel_arrays(data, y, regime, threshold, fixed, unit, period,
-                                                 time)
+    arrays, fixed_names, periods = panel_arrays(data, y, regime, threshold, fixed, unit, period,
+                                                time)
     panel = SortedPanel(arrays.regime, arrays.q, demean)
     transformed_y = panel.transform(arrays.y)
     base_design = np.concatenate([panel.transform(arrays.fixed), panel.transform(arrays.regime)],
@@ -356,9 +356,26 @@ def _model_thresholds(stages: dict[str, StageSearch], k: int) -> list[tuple[floa
     return found
 
 
-def _panel_arrays(data: pd.DataFrame, y: str, regime: list[str], threshold: str,
-                  fixed: list[str], unit: str, period: str, time: bool):
-    """Validate the panel and reshape it to (unit, period[, column]) arrays."""
+def panel_arrays(data: pd.DataFrame, y: str, regime: list[str], threshold: str,
+                 fixed: list[str], unit: str, period: str, time: bool
+                 ) -> tuple[PanelArrays, list[str], np.ndarray]:
+    """Validate a balanced panel and reshape it to (unit, period[, column]) arrays.
+
+    Rows are sorted by (unit, period); with ``time`` the period dummies d_it(p) = 1[t = p]
+    (the first period dropped) are appended to the fixed regressors F_it.
+
+    Returns
+    -------
+    tuple
+        :class:`models.threshold_search.PanelArrays` (y (n, T), F (n, T, k_f), x (n, T, k_r),
+        q (n, T)), the names of the fixed regressors and the sorted periods.
+
+    Raises
+    ------
+    ValueError
+        Naming the column or rows: a missing column, values that are not finite numbers,
+        repeated (unit, period) pairs, or an unbalanced panel.
+    """
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}")
     if not regime:

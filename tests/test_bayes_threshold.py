@@ -90,7 +90,7 @@ def test_pymc_log_density_is_exact_marginal(panel, k):
     log_prior = bt.threshold_log_prior(data.grid, k, "uniform", 2)
     priors = bt.resolve_slope_priors(None, data, k)
     profile = bt.profile_fit(data, k, log_prior)
-    centre, chol = bt._whitening(profile)
+    centre, chol = bt.whitening(profile)
     model = bt.build_threshold_model(data, k, priors, log_prior, centre, chol)
     white = np.random.default_rng(3).normal(size=centre.size)
     sigma = 0.8
@@ -106,6 +106,61 @@ def test_pymc_log_density_is_exact_marginal(panel, k):
                       for j, t in enumerate(terms))
     sigma_prior = stats.halfnorm.logpdf(sigma, scale=priors.sigma.kwargs["sigma"])
     assert value == pytest.approx(marginal + slope_prior + sigma_prior, abs=1e-8)
+
+
+@pytest.mark.parametrize("demean", ["hansen", "all"])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_marginal_kernel_value_and_gradient(panel, demean, k):
+    """The Op's kernel: value = log-sum-exp of brute force, gradient = central differences
+    (two regime regressors, so every block of the chain rule is exercised)."""
+    from models.bayes_threshold_kernels import marginal_loglik
+    from models.bayes_threshold_op import STATISTIC_NAMES, marginal_statistics
+
+    frame = panel.assign(x2=np.random.default_rng(7).normal(size=len(panel)))
+    data = bt.prepare_threshold_data(frame, y="y", regime=["x", "x2"], threshold="q",
+                                     fixed=["f"], unit="unit", period="year", demean=demean,
+                                     grid_size=24, trim=0.1)
+    log_prior = bt.threshold_log_prior(data.grid, k, "uniform", 2)
+    statistics = marginal_statistics(data, k, log_prior)
+    arrays = [statistics[name] for name in STATISTIC_NAMES]
+
+    def kernel(theta, sigma):
+        return marginal_loglik(theta, sigma, data.n_fixed, data.n_regime, k, float(data.dof),
+                               float(arrays[0]), *arrays[1:])
+
+    rng = np.random.default_rng(k)
+    theta = 0.5 * rng.normal(size=data.n_fixed + (k + 1) * data.n_regime)
+    sigma = 0.9
+    value, grad_theta, grad_sigma = kernel(theta, sigma)
+    loglik = bt.config_loglik(theta, np.array([sigma]), data, k)[0]
+    expected = logsumexp(loglik + log_prior) if k else float(loglik)
+    assert value == pytest.approx(expected, rel=1e-12)
+    step = 1e-6
+    numeric = [(kernel(theta + step * e, sigma)[0] - kernel(theta - step * e, sigma)[0])
+               / (2 * step) for e in np.eye(theta.size)]
+    assert np.allclose(grad_theta, numeric, rtol=1e-6, atol=1e-6 * np.abs(grad_theta).max())
+    numeric_sigma = (kernel(theta, sigma + step)[0] - kernel(theta, sigma - step)[0]) / (2 * step)
+    assert grad_sigma == pytest.approx(numeric_sigma, rel=1e-6)
+
+
+def test_numba_log_density_equals_python_backend(panel):
+    """The compiled (numba, as under nutpie) log density and gradient equal PyMC's default
+    backend, which runs the Op's ``perform``."""
+    import pytensor
+
+    data = prepare(panel, "hansen", grid_size=24, trim=0.1)
+    k = 2
+    log_prior = bt.threshold_log_prior(data.grid, k, "uniform", 2)
+    priors = bt.resolve_slope_priors(None, data, k)
+    centre, chol = bt.whitening(bt.profile_fit(data, k, log_prior))
+    model = bt.build_threshold_model(data, k, priors, log_prior, centre, chol)
+    inputs = model.value_vars
+    outputs = [model.logp(), *pytensor.grad(model.logp(), inputs)]
+    point = [np.random.default_rng(4).normal(size=centre.size), np.array(np.log(0.7))]
+    default = pytensor.function(inputs, outputs)(*point)
+    numba = pytensor.function(inputs, outputs, mode="NUMBA")(*point)
+    for left, right in zip(default, numba, strict=True):
+        assert np.allclose(left, right, rtol=1e-10, atol=1e-10)
 
 
 def test_threshold_prior_is_ordered_uniform_with_gaps():
@@ -138,7 +193,7 @@ def test_recovered_thresholds_concentrate_on_truth():
     log_prior = bt.threshold_log_prior(data.grid, 2, "uniform", 5)
     profile = bt.profile_fit(data, 2, log_prior)
     rng = np.random.default_rng(0)
-    centre, chol = bt._whitening(profile)
+    centre, chol = bt.whitening(profile)
     theta = centre + rng.standard_normal((400, centre.size)) @ chol.T
     sigma = np.full(400, profile["sigma"])
     recovered = bt.recover_thresholds(theta, sigma, data, 2, log_prior, rng)
@@ -155,7 +210,7 @@ def test_pointwise_loglik_matches_brute_force(panel):
     k = 1
     log_prior = bt.threshold_log_prior(data.grid, k)
     profile = bt.profile_fit(data, k, log_prior)
-    centre, chol = bt._whitening(profile, inflate=4.0)
+    centre, chol = bt.whitening(profile, inflate=4.0)
     rng = np.random.default_rng(1)
     theta = centre + rng.standard_normal((3, centre.size)) @ chol.T
     sigma = np.full(3, profile["sigma"])
@@ -178,6 +233,58 @@ def test_pointwise_loglik_matches_brute_force(panel):
     k0, _ = bt.pointwise_loglik(theta[:, :2], sigma, data, 0, {})
     total = bt.config_loglik(theta[:, :2], sigma, data, 0)
     assert np.allclose(k0.sum(axis=1), total, rtol=1e-10)
+
+
+def test_rao_blackwellised_probability_is_exact_average():
+    """The threshold posterior over the grid = mean over draws of the exact conditionals, and
+    the draws follow the conditional (checked on one draw repeated)."""
+    frame = simulate_panel(n_units=40, n_periods=6, gammas=(-0.3, 0.5), deltas=(0.0, 1.0, 0.3),
+                           seed=8)
+    data = prepare(frame, grid_size=30, trim=0.1)
+    k = 2
+    log_prior = bt.threshold_log_prior(data.grid, k, "uniform", 2)
+    centre, chol = bt.whitening(bt.profile_fit(data, k, log_prior), inflate=4.0)
+    rng = np.random.default_rng(2)
+    theta = centre + rng.standard_normal((50, centre.size)) @ chol.T
+    sigma = np.full(50, 1.0)
+    recovered = bt.recover_thresholds(theta, sigma, data, k, log_prior, rng)
+    logits = bt.config_loglik(theta, sigma, data, k) + log_prior
+    conditional = np.exp(logits - logsumexp(logits, axis=(1, 2), keepdims=True))
+    assert np.allclose(recovered["probability"][0], conditional.sum(axis=2).mean(axis=0),
+                       atol=1e-12)
+    assert np.allclose(recovered["probability"][1], conditional.sum(axis=1).mean(axis=0),
+                       atol=1e-12)
+    repeated = np.repeat(theta[:1], 4000, axis=0)
+    draws = bt.recover_thresholds(repeated, np.full(4000, 1.0), data, k, log_prior, rng)
+    frequency = np.bincount(draws["index"][:, 0], minlength=data.n_candidates) / 4000
+    expected = conditional[0].sum(axis=1)
+    assert np.abs(frequency - expected).max() < 4 * np.sqrt(expected.max() / 4000)
+
+
+@pytest.mark.parametrize("demean", ["hansen", "all"])
+def test_pointwise_loglik_two_thresholds_matches_brute_force(panel, demean):
+    """Two thresholds, spread conditional: units with several distinct residual patterns."""
+    data = prepare(panel, demean, grid_size=30, trim=0.1)
+    k = 2
+    log_prior = bt.threshold_log_prior(data.grid, k, "uniform", 2)
+    centre, chol = bt.whitening(bt.profile_fit(data, k, log_prior), inflate=4.0)
+    rng = np.random.default_rng(3)
+    theta = centre + rng.standard_normal((3, centre.size)) @ chol.T
+    sigma = np.full(3, 2.0)
+    recovered = bt.recover_thresholds(theta, sigma, data, k, log_prior, rng)
+    pointwise, _ = bt.pointwise_loglik(theta, sigma, data, k, recovered)
+    weight_row = data.dof / data.n_rows
+    configs = recovered["configs"]
+    for s in range(3):
+        keep = recovered["top"][s] >= 0
+        weights = recovered["top_weight"][s][keep] / recovered["top_weight"][s][keep].sum()
+        per_config = []
+        for j in recovered["top"][s][keep]:
+            residual = data.y - brute_force_design(data, data.grid[configs[j]]) @ theta[s]
+            per_config.append(-0.5 * weight_row * math.log(2 * math.pi * sigma[s] ** 2)
+                              - residual**2 / (2 * sigma[s] ** 2))
+        expected = -logsumexp(-np.array(per_config), b=weights[:, None], axis=0)
+        assert np.allclose(pointwise[s], expected, atol=1e-9)
 
 
 def test_log_marginal_likelihood_equals_quadrature():

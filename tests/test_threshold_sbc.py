@@ -59,7 +59,7 @@ def test_single_threshold_sbc():
     log_prior = bt.threshold_log_prior(data.grid, 1)
     resolved = bt.resolve_slope_priors(priors, data, 1)
     profile = bt.profile_fit(data, 1, log_prior)
-    centre, chol = bt._whitening(profile)
+    centre, chol = bt.whitening(profile)
     model = bt.build_threshold_model(data, 1, resolved, log_prior, centre, chol, shared=True)
     compiled = nutpie.compile_pymc_model(model, backend="numba")
 
@@ -79,8 +79,8 @@ def test_single_threshold_sbc():
         y = effect + theta[0] * f + slope * x + sigma * rng.normal(size=q.size)
         simulated = data_for(y)
         fit = bt.profile_fit(simulated, 1, log_prior)
-        centre, chol = bt._whitening(fit)
-        updated = compiled.with_data(**bt._shared_values(simulated, log_prior, centre, chol, 1))
+        centre, chol = bt.whitening(fit)
+        updated = compiled.with_data(**bt.shared_values(simulated, log_prior, centre, chol, 1))
         idata = nutpie.sample(updated, draws=200, tune=300, chains=2,
                               seed=int(rng.integers(2**31)), progress_bar=False,
                               save_warmup=False)
