@@ -42,8 +42,14 @@ prior.
 
 Parametrisation (measured)
 ~~~~~~~~~~~~~~~~~~~~~~~~~~
-Two forms, picked per fit by :func:`choose_parametrisation` (``parametrisation="auto"``):
+Three forms, picked per fit by :func:`choose_parametrisation` (``parametrisation="auto"``):
 
+* ``collapsed`` (the choice whenever the slope priors are normal, as by default): the slopes
+  are integrated out exactly (:mod:`models.collapsed_slopes`; the demeaned design is orthogonal
+  to every other term and the slope prior is normal given tau), NUTS samples tau, sigma and the
+  remaining effects, and each draw gets one exact draw of the slopes afterwards. Neither the
+  funnel nor the ridge below exists in this form; on the within-city high/low data split of
+  zhao2025's synthetic panel it has 0 divergences where the other two had 2-790.
 * ``non_centred``: beta_g = mu + tau z_g, z_g ~ N(0, 1). Right when the data say little about
   each group (tau may be near zero; the centred form would have a funnel there).
 * ``centred``: beta_g sampled directly with mu integrated out analytically,
@@ -54,8 +60,9 @@ Two forms, picked per fit by :func:`choose_parametrisation` (``parametrisation="
   form gave 72 divergences (all at large tau) and a sampled centred form with mu 85; the
   centred form with mu integrated out gives 0-2.
 
-``auto`` chooses ``centred`` when, for every varying regressor, the largest standard error
-of the interacted TWFE estimates is below the sd of those estimates across groups.
+Without normal slope priors, ``auto`` chooses ``centred`` when, for every varying regressor,
+the largest standard error of the interacted TWFE estimates is below the sd of those estimates
+across groups, and ``non_centred`` otherwise.
 """
 
 from __future__ import annotations
@@ -505,7 +512,6 @@ class BayesHeterogeneityFit(BayesPanelFit):
     model_name: ClassVar[str] = "bayes_heterogeneity"
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-
         posterior = self.idata.posterior
         spec = self.spec
         entries: list[tuple[str, np.ndarray]] = []
@@ -589,7 +595,8 @@ def fit_bayes_heterogeneity(
         Order of the groups in the output (default sorted).
     priors : PanelPriors, HeterogeneityPriors, mapping or ``ROLE=DIST`` strings, optional
         TWFE roles plus ``group_sd`` / ``group_sd.<x>``.
-    parametrisation : {"auto", "non_centred", "centred"}
+    parametrisation : {"auto", "collapsed", "non_centred", "centred"}
+        ``collapsed``: slopes integrated out and drawn afterwards (needs normal slope priors).
         ``non_centred``: beta_g = mu + tau z_g. ``centred``: beta_g sampled directly with mu
         integrated out (exact draws of mu added afterwards; needs normal priors on mu).
         ``auto`` picks by :func:`choose_parametrisation`.

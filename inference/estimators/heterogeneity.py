@@ -4,7 +4,7 @@ Spec options: ``group`` (categorical column; required), ``focal`` (regressor or 
 varies by group; default the first regressor), ``groups`` (order of the groups, default
 sorted), ``labels`` (``{"1" = "high", "0" = "low"}``: printed names of the group values),
 ``vary_controls`` (let the controls' slopes vary too), and for the Bayesian fit
-``parametrisation`` (``auto``, ``centred``, ``non_centred``) and ``target_accept``.
+``parametrisation`` (``auto``, ``collapsed``, ``centred``, ``non_centred``) and ``target_accept``.
 
 Rows: ``AI[g]`` per group, ``AI[g]-AI[h]`` per pair of groups (frequentist: Wald test;
 Bayesian: ``prob_positive`` = P(beta_g > beta_h)), and for the Bayesian fit ``AI_mu`` and
