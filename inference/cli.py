@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
     run.add_argument("--seed", type=int, default=20250401, help="fixes all randomness")
     run.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
+    _add_sampling_arguments(run)
     run.add_argument("--frequentist-only", action="store_true", help="no sampling")
     run.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--likelihood", choices=("normal", "student_t", "negbin"),
                      default="normal", help="Bayesian likelihood (negbin for counts)")
     fit.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
+    _add_sampling_arguments(fit)
     fit.add_argument("--frequentist-only", action="store_true", help="no sampling")
     fit.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
@@ -48,22 +50,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _add_sampling_arguments(command) -> None:
+    """--draws / --tune / --chains: what a convergence flag asks for, without editing code."""
+    command.add_argument("--draws", type=_positive_int,
+                         help="posterior draws per chain (default 1000; 300 with --quick)")
+    command.add_argument("--tune", type=_positive_int,
+                         help="tuning steps per chain (default 1000; 300 with --quick)")
+    command.add_argument("--chains", type=_positive_int,
+                         help="number of chains (default 4; 2 with --quick)")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from inference.runner import FULL_SAMPLING, QUICK_SAMPLING, RunOptions, run_study
+    from inference.runner import RunOptions, run_study, sampling_settings
 
     try:
         if args.command == "run":
             options = RunOptions(
                 data=args.data, out=args.out, seed=args.seed, quick=args.quick,
                 frequentist_only=args.frequentist_only, priors=tuple(args.prior),
-                prior_file=args.prior_file,
+                prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
             )
             run_study(args.study, options)
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 
-            sampling = QUICK_SAMPLING if args.quick else FULL_SAMPLING
+            sampling = sampling_settings(args.quick, args.draws, args.tune, args.chains)
             run_fit(FitRequest(
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,

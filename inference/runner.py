@@ -35,10 +35,24 @@ class RunOptions:
     frequentist_only: bool = False
     priors: tuple[str, ...] = ()
     prior_file: Path | None = None
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
 
     @property
     def sampling(self) -> dict:
-        return QUICK_SAMPLING if self.quick else FULL_SAMPLING
+        """Draws, tuning steps and chains: ``--quick`` or full defaults, then any overrides."""
+        return sampling_settings(self.quick, self.draws, self.tune, self.chains)
+
+
+def sampling_settings(quick: bool, draws: int | None = None, tune: int | None = None,
+                      chains: int | None = None) -> dict:
+    """The sampler settings of a run: the quick or full defaults, with the given ones on top."""
+    settings = dict(QUICK_SAMPLING if quick else FULL_SAMPLING)
+    for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
+        if value is not None:
+            settings[name] = int(value)
+    return settings
 
 
 @dataclass

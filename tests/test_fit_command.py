@@ -101,3 +101,18 @@ def test_fit_bad_input_names_the_problem(tmp_path, capsys, mutate, formula, word
     assert code == 2
     assert words in capsys.readouterr().err
     assert data.read_bytes() == before
+
+
+def test_sampling_flags_override_the_defaults(capsys):
+    from inference.cli import build_parser, main
+    from inference.runner import RunOptions, sampling_settings
+
+    args = build_parser().parse_args(["run", "zhao2025", "--quick", "--draws", "2000",
+                                      "--chains", "6"])
+    options = RunOptions(quick=args.quick, draws=args.draws, tune=args.tune, chains=args.chains)
+    assert options.sampling == {"draws": 2000, "tune": 300, "chains": 6}
+    assert sampling_settings(False) == {"draws": 1000, "tune": 1000, "chains": 4}
+    assert sampling_settings(False, tune=3000)["tune"] == 3000
+    with pytest.raises(SystemExit):
+        main(["run", "zhao2025", "--draws", "0"])
+    assert "--draws: 0 must be at least 1" in capsys.readouterr().err
