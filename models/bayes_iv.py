@@ -62,7 +62,6 @@ import numpy as np
 import pandas as pd
 
 from models.bayes_panel import BayesPanelFit
-from models.convergence import convergence_messages
 from models.nuts_sampler import sample_model
 from models.panel_design import prepare_panel
 from models.posterior_record import package_versions
@@ -360,16 +359,14 @@ class BayesIVFit(BayesPanelFit):
                                                              self.divergences)}
                              for stage, term, draws in entries])
 
-    def convergence_problems(self) -> list[str]:
-        """As :meth:`BayesPanelFit.convergence_problems`; a control, which has a slope in both
-        equations, is named ``<control>[first]`` or ``<control>[second]``."""
-
+    def convergence_rows(self):
+        """Every term; a control, which has a slope in both equations, is named
+        ``<control>[first]`` or ``<control>[second]``."""
         table = self.tidy(auxiliary=True)
         controls = set(self.spec["controls"])
         terms = [f"{t}[{stage}]" if t in controls else t
                  for t, stage in zip(table["term"], table["stage"], strict=True)]
-        return convergence_messages(
-            zip(terms, table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
+        return zip(terms, table["r_hat"], table["ess_bulk"], strict=True)
 
 
 

@@ -95,7 +95,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from models.convergence import convergence_messages
+from models.convergence import ConvergenceChecked
 from models.nuts_sampler import SAMPLERS, sample_model
 from models.panel_design import MODEL_NAMES, PanelDesign, prepare_panel
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
@@ -314,7 +314,7 @@ def build_twfe_model(
 
 
 @dataclass(frozen=True)
-class BayesPanelFit:
+class BayesPanelFit(ConvergenceChecked):
     """A fitted Bayesian TWFE model: posterior, specification and provenance.
 
     Attributes
@@ -385,17 +385,6 @@ class BayesPanelFit:
                     entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
         return pd.DataFrame([summary_row(term, draws, self.spec["n_obs"], self.divergences)
                              for term, draws in entries])
-
-    def convergence_problems(self) -> list[str]:
-        """Plain-language descriptions of failed convergence checks (empty when converged)."""
-        table = self.tidy(auxiliary=True)
-        return convergence_messages(
-            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
-
-    @property
-    def converged(self) -> bool:
-        """r_hat <= 1.01 and bulk ESS >= 400 for every reported term, and no divergences."""
-        return not self.convergence_problems()
 
     def attributes(self) -> dict[str, str]:
         """Provenance as netCDF-safe attributes (JSON strings)."""

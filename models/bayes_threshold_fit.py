@@ -41,15 +41,14 @@ from models.bayes_threshold_posterior import (
     recover_thresholds,
 )
 from models.bayes_threshold_priors import resolve_slope_priors
-from models.convergence import convergence_messages
+from models.convergence import ConvergenceChecked
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
+from models.posterior_summary import HDI_PROB
 from models.priors import PanelPriors
-
-HDI_PROB = 0.94
 
 
 @dataclass(frozen=True, eq=False)
-class BayesThresholdFit:
+class BayesThresholdFit(ConvergenceChecked):
     """A fitted Bayesian panel threshold model.
 
     Attributes
@@ -146,22 +145,13 @@ class BayesThresholdFit:
             frame[f"gamma_{r + 1}"] = self.threshold_probability[r]
         return frame
 
-    def convergence_problems(self) -> list[str]:
-        """Plain-language descriptions of failed convergence checks (empty when converged).
-
-        r_hat and bulk ESS are checked on the slopes and sigma; the thresholds are exact
-        conditional draws given each draw of them, so they inherit their mixing (their ESS is
-        not checked: a threshold pinned to one candidate has no variance to measure).
-        """
+    def convergence_rows(self):
+        """The slopes and sigma. The thresholds are exact conditional draws given each draw of
+        them, so they inherit their mixing (their ESS is not checked: a threshold pinned to one
+        candidate has no variance to measure)."""
         table = self.tidy(auxiliary=True)
         table = table[table["kind"] != "threshold"]
-        return convergence_messages(
-            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
-
-    @property
-    def converged(self) -> bool:
-        """r_hat <= 1.01 and bulk ESS >= 400 for slopes and sigma, and no divergences."""
-        return not self.convergence_problems()
+        return zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True)
 
     def attributes(self) -> dict[str, str]:
         """Provenance as netCDF-safe attributes (:func:`models.posterior_record.

@@ -32,3 +32,26 @@ def convergence_messages(rows: Iterable[tuple[str, float, float]], divergences: 
             "could not follow and the posterior may be biased; raise target_accept or "
             "reparametrise.")
     return problems
+
+
+class ConvergenceChecked:
+    """The convergence interface of every fit: ``convergence_problems()`` and ``converged``.
+
+    A fit provides ``divergences`` and either ``tidy(auxiliary=True)`` with term, r_hat and
+    ess_bulk columns, or its own :meth:`convergence_rows` (to rename or leave out terms).
+    """
+
+    def convergence_rows(self) -> Iterable[tuple[str, float, float]]:
+        """(term, r_hat, bulk ESS) of every quantity the checks cover."""
+        table = self.tidy(auxiliary=True)
+        return zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True)
+
+    def convergence_problems(self) -> list[str]:
+        """Plain-language descriptions of failed checks (:func:`convergence_messages`); empty
+        when r_hat <= 1.01 and bulk ESS >= 400 for every covered term and nothing diverged."""
+        return convergence_messages(self.convergence_rows(), self.divergences)
+
+    @property
+    def converged(self) -> bool:
+        """Whether every convergence check passed."""
+        return not self.convergence_problems()

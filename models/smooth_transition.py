@@ -44,14 +44,15 @@ from models.bayes_threshold_priors import (
     resolve_slope_priors,
     slope_prior_tensor,
 )
-from models.convergence import convergence_messages
+from models.convergence import ConvergenceChecked
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
+from models.posterior_summary import summary_row
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True, eq=False)
-class SmoothTransitionFit:
+class SmoothTransitionFit(ConvergenceChecked):
     """Posterior of the PSTR model: ``slope`` (by ``coef``), ``sigma``, ``gamma`` (smoothness),
     ``log_gamma`` and ``location`` (c); log likelihood per transformed row and log prior."""
 
@@ -69,41 +70,20 @@ class SmoothTransitionFit:
         stats = self.idata.sample_stats
         return int(stats["diverging"].sum()) if "diverging" in stats else 0
 
-    def tidy(self) -> pd.DataFrame:
+    def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """Slopes, ``location`` (c), ``gamma``, ``log_gamma`` and ``sigma``: posterior mean, sd,
-        94% HDI, prob_positive, r_hat, bulk ESS."""
+        94% HDI, prob_positive, r_hat, bulk ESS (every term is reported; ``auxiliary`` is
+        accepted for the common fit interface)."""
         if "tidy" not in self._tidy_cache:
-            import arviz as az
-
             posterior = self.idata.posterior
             entries = [(term, posterior["slope"].sel(coef=term).values)
                        for term in self.spec["terms"]]
             entries += [(name, posterior[name].values)
                         for name in ("location", "gamma", "log_gamma", "sigma")]
-            rows = []
-            for term, draws in entries:
-                flat = draws.reshape(-1)
-                low, high = az.hdi(flat, hdi_prob=HDI_PROB)
-                rows.append(dict(term=term, estimate=float(flat.mean()),
-                                 std_error=float(flat.std(ddof=1)), ci_low=float(low),
-                                 ci_high=float(high), prob_positive=float((flat > 0).mean()),
-                                 r_hat=float(az.rhat(draws)),
-                                 ess_bulk=float(az.ess(draws, method="bulk")),
-                                 n_obs=int(self.spec["n_obs"])))
-            self._tidy_cache["tidy"] = pd.DataFrame(rows)
+            self._tidy_cache["tidy"] = pd.DataFrame([
+                summary_row(term, draws, self.spec["n_obs"], self.divergences, HDI_PROB)
+                for term, draws in entries])
         return self._tidy_cache["tidy"].copy()
-
-    def convergence_problems(self) -> list[str]:
-        """Failed checks (r_hat <= 1.01, bulk ESS >= 400 for every term, no divergences), in
-        words (:func:`models.convergence.convergence_messages`)."""
-        table = self.tidy()
-        return convergence_messages(
-            zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True), self.divergences)
-
-    @property
-    def converged(self) -> bool:
-        """r_hat <= 1.01 and bulk ESS >= 400 for every term, and no divergences."""
-        return not self.convergence_problems()
 
     def attributes(self) -> dict[str, str]:
         """Provenance as netCDF-safe attributes (:func:`models.posterior_record.
