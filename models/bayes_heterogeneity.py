@@ -68,6 +68,7 @@ across groups, and ``non_centred`` otherwise.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -521,7 +522,7 @@ class BayesHeterogeneityFit(BayesPanelFit):
             entries += [(slope_term(name, g), draws[g]) for g in spec["groups"]]
             entries.append((f"{name}_mu", posterior["group_mean"].sel(varying=name).values))
             entries.append((f"{name}_tau", posterior["group_sd"].sel(varying=name).values))
-            for first, second in _pairs(spec["groups"]):
+            for first, second in itertools.combinations(spec["groups"], 2):
                 entries.append((difference_term(name, first, second),
                                 draws[first] - draws[second]))
         if auxiliary:
@@ -541,10 +542,6 @@ class BayesHeterogeneityFit(BayesPanelFit):
         return pd.DataFrame({g: slopes.sel(group=g).values.reshape(-1)
                              for g in self.spec["groups"]})
 
-
-
-def _pairs(groups: Sequence[str]) -> list[tuple[str, str]]:
-    return [(g, h) for j, g in enumerate(groups) for h in groups[j + 1:]]
 
 
 # --------------------------------------------------------------------------------------------

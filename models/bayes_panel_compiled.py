@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from models.nuts_sampler import run_nutpie
 from models.priors import PanelPriors
 
 # The configurable priors recorded in ``log_prior`` (what power-scaling perturbs).
@@ -93,7 +94,6 @@ def sample_marginalised(
     Returns the InferenceData (posterior and sample_stats, coordinates labelled for this
     design, ``log_prior`` added), the wall times and the names of the prior variables.
     """
-    import nutpie
 
     from models.bayes_panel import marginal_model_data
 
@@ -106,11 +106,8 @@ def sample_marginalised(
         times["compile_s"] = _time.perf_counter() - start
     values = marginal_model_data(design, priors)
     compiled = entry.sampler_model.with_data(**values)
-    extra = {} if target_accept is None else {"target_accept": target_accept}
-    start = _time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                          progress_bar=progressbar, save_warmup=False, **extra)
-    times["sampling_s"] = _time.perf_counter() - start
+    idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
+                                            target_accept)
     coords = {"coef": list(design.regressors)}
     if design.time_idx is not None:
         coords["year"] = list(design.time_labels)

@@ -13,6 +13,26 @@ from typing import Any
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
 
+def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
+               target_accept: float | None = None, low_rank_mass_matrix: bool = False
+               ) -> tuple[Any, float]:
+    """Sample a nutpie-compiled model (warm-up not kept); returns the InferenceData and the
+    sampling wall time. Every nutpie run of the project goes through here."""
+    import nutpie
+    from threadpoolctl import threadpool_limits
+
+    extra: dict[str, Any] = {} if target_accept is None else {"target_accept": target_accept}
+    if low_rank_mass_matrix:
+        extra["low_rank_modified_mass_matrix"] = True
+    start = _time.perf_counter()
+    # Chains run in parallel threads; a multi-threaded BLAS inside each gradient (small
+    # Cholesky factors) oversubscribes the cores: 45x slower measured on 2 cores.
+    with threadpool_limits(limits=1):
+        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                              progress_bar=progressbar, save_warmup=False, **extra)
+    return idata, _time.perf_counter() - start
+
+
 def sample_model(
     model,
     sampler: str,
@@ -34,7 +54,6 @@ def sample_model(
     ``sampling_s``.
     """
     import pymc as pm
-    from threadpoolctl import threadpool_limits
 
     if low_rank_mass_matrix and sampler != "nutpie":
         raise ValueError("A low-rank mass matrix needs the nutpie sampler.")
@@ -46,24 +65,8 @@ def sample_model(
         start = _time.perf_counter()
         compiled = nutpie.compile_pymc_model(model, backend="numba")
         times["compile_s"] = _time.perf_counter() - start
-        extra: dict[str, Any] = {} if target_accept is None else {"target_accept": target_accept}
-        if low_rank_mass_matrix:
-            extra["low_rank_modified_mass_matrix"] = True
-        start = _time.perf_counter()
-        # Chains run in parallel threads; a multi-threaded BLAS inside each gradient (small
-        # Cholesky factors) oversubscribes the cores: 45x slower measured on 2 cores.
-        with threadpool_limits(limits=1):
-            idata = nutpie.sample(
-                compiled,
-                draws=draws,
-                tune=tune,
-                chains=chains,
-                seed=seed,
-                progress_bar=progressbar,
-                save_warmup=False,
-                **extra,
-            )
-        times["sampling_s"] = _time.perf_counter() - start
+        idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
+                                                target_accept, low_rank_mass_matrix)
         return idata, times
     if sampler in ("pymc", "numpyro"):
         kwargs: dict[str, Any] = {}

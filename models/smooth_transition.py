@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 
 from models.bayes_threshold_data import prepare_threshold_data, threshold_log_prior
-from models.bayes_threshold_fit import HDI_PROB
 from models.bayes_threshold_likelihood import profile_fit
 from models.bayes_threshold_model import whitening
 from models.bayes_threshold_priors import (
@@ -45,8 +44,9 @@ from models.bayes_threshold_priors import (
     slope_prior_tensor,
 )
 from models.convergence import ConvergenceChecked
+from models.nuts_sampler import run_nutpie
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
-from models.posterior_summary import summary_row
+from models.posterior_summary import HDI_PROB, summary_row
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -179,11 +179,8 @@ def fit_smooth_transition(
     start = _time.perf_counter()
     compiled = nutpie.compile_pymc_model(model, backend="numba")
     times = {"compile_s": _time.perf_counter() - start}
-    start = _time.perf_counter()
-    idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                          progress_bar=progressbar, save_warmup=False,
-                          target_accept=target_accept)
-    times["sampling_s"] = _time.perf_counter() - start
+    idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
+                                            target_accept)
 
     start = _time.perf_counter()
     posterior = idata.posterior
