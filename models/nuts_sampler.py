@@ -17,9 +17,12 @@ def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progress
                target_accept: float | None = None, low_rank_mass_matrix: bool = False
                ) -> tuple[Any, float]:
     """Sample a nutpie-compiled model (warm-up not kept); returns the InferenceData and the
-    sampling wall time. Every nutpie run of the project goes through here."""
+    sampling wall time, which includes building the InferenceData. Every nutpie run of the
+    project goes through here."""
     import nutpie
     from threadpoolctl import threadpool_limits
+
+    from models.nutpie_trace import raw_trace_to_inference_data
 
     extra: dict[str, Any] = {} if target_accept is None else {"target_accept": target_accept}
     if low_rank_mass_matrix:
@@ -28,8 +31,10 @@ def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progress
     # Chains run in parallel threads; a multi-threaded BLAS inside each gradient (small
     # Cholesky factors) oversubscribes the cores: 45x slower measured on 2 cores.
     with threadpool_limits(limits=1):
-        idata = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
-                              progress_bar=progressbar, save_warmup=False, **extra)
+        raw = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
+                            progress_bar=progressbar, save_warmup=False,
+                            return_raw_trace=True, **extra)
+    idata = raw_trace_to_inference_data(raw, compiled.coords)
     return idata, _time.perf_counter() - start
 
 

@@ -26,14 +26,15 @@ def designs():
     return full, east
 
 
-def test_data_container_model_equals_fresh_model_on_another_design(designs):
+@pytest.mark.parametrize("mode", ["collapsed", "marginalised"])
+def test_data_container_model_equals_fresh_model_on_another_design(designs, mode):
     full, east = designs
     priors_full = resolve_priors(None, full, "identity")
     priors_east = resolve_priors(None, east, "identity")
-    template = build_twfe_model(full, priors_full, data_containers=True)
-    for name, value in marginal_model_data(east, priors_east).items():
+    template = build_twfe_model(full, priors_full, unit_effects=mode, data_containers=True)
+    for name, value in marginal_model_data(east, priors_east, mode).items():
         template[name].set_value(value)
-    fresh = build_twfe_model(east, priors_east)
+    fresh = build_twfe_model(east, priors_east, unit_effects=mode)
     rng = np.random.default_rng(0)
     point = {k: v + rng.normal(0, 0.3, np.shape(v)) for k, v in fresh.initial_point().items()}
     assert set(point) == set(template.initial_point())
@@ -41,7 +42,7 @@ def test_data_container_model_equals_fresh_model_on_another_design(designs):
     template_logp = template.compile_logp(mode="FAST_COMPILE")(point)
     assert template_logp == pytest.approx(fresh_logp, rel=1e-10, abs=1e-8)
     # The template really reads the new data: with the old values its density differs.
-    for name, value in marginal_model_data(full, priors_full).items():
+    for name, value in marginal_model_data(full, priors_full, mode).items():
         template[name].set_value(value)
     assert abs(template.compile_logp(mode="FAST_COMPILE")(point) - fresh_logp) > 1.0
 
@@ -65,3 +66,13 @@ def test_reused_model_log_prior_matches_scipy(designs):
         slopes[..., j]) for j, p in enumerate(slope_prior)], axis=-1)
     np.testing.assert_allclose(fit.idata.log_prior["slope"].values, expected, rtol=1e-8)
     assert list(fit.idata.posterior["coef"].values) == REGRESSORS
+    # The collapsed model draws the Mundlak terms after sampling; their log prior is there too.
+    assert fit.spec["unit_effects"] == "collapsed"
+    between_prior = [resolved.term_prior("between", t) for t in REGRESSORS]
+    between = fit.idata.posterior["between"].values
+    expected = np.stack([stats.norm(*(dict(p.params)[k] for k in ("mu", "sigma"))).logpdf(
+        between[..., j]) for j, p in enumerate(between_prior)], axis=-1)
+    np.testing.assert_allclose(fit.idata.log_prior["between"].values, expected, rtol=1e-8)
+    sigma_prior = dict(resolved.sigma.params)["sigma"]
+    np.testing.assert_allclose(fit.idata.log_prior["sigma"].values, stats.halfnorm(
+        scale=sigma_prior).logpdf(fit.idata.posterior["sigma"].values), rtol=1e-8)
