@@ -7,7 +7,9 @@ from column 6) this compares, in one run:
 1. PyMC's default NUTS on the textbook Mundlak parametrisation (raw regressors plus their city
    means, centred city effects), as in the project's peer measurements;
 2. the project's model (:func:`models.bayes_panel.fit_bayes_twfe`, orthogonal within/between
-   split, non-centred city effects) with its default sampler;
+   split) with its defaults: the collapsed form (intercept, Mundlak terms, year and city
+   effects integrated out exactly, NUTS on the slopes and three scales, the rest drawn
+   exactly afterwards and counted in the sampling time) on nutpie;
 3. exact conjugate draws of the flat-prior Gaussian TWFE posterior.
 
 Compile time is reported separately; ESS/s is shown with and without it.

@@ -170,8 +170,16 @@ UNIT_EFFECT_MODES = ("auto", "collapsed", "marginalised", "sampled")
 # setting in which 0.651 is the optimal acceptance rate of HMC (Beskos et al. 2013,
 # Bernoulli 19(5A)). Measured on the benchmark panel (4 x 1,000 draws, 4 seeds): 3.0 leapfrog
 # steps per draw and bulk ESS 6,400-7,700 for the AI slope, against 4.9 steps and
-# 4,900-5,600 at 0.8, no divergences at either. A fit that diverges says so in its report.
+# 4,900-5,600 at 0.8, no divergences at either. Few periods leave year_sd skewed (the
+# zhao2025 before-2016 subsample, 5 years, diverged twice): a run with any divergence is
+# repeated at RETRY_TARGET_ACCEPT, and the spec records it.
 COLLAPSED_TARGET_ACCEPT = 0.65
+RETRY_TARGET_ACCEPT = 0.9
+# Unbalanced panels (and cell effects such as province x year) leave the year coordinates
+# coupled to the intercept and Mundlak terms; past this size the dense factorisation costs
+# more per gradient than sampling those terms (zhao2025 Table 3 column 5, 360 province-year
+# cells: 337 s collapsed), and ``auto`` takes the marginalised model instead.
+MAX_COLLAPSED_DENSE_BLOCK = 32
 
 
 def _linear_priors_normal(priors: PanelPriors | None, regressors: Sequence[str]) -> bool:
@@ -182,16 +190,22 @@ def _linear_priors_normal(priors: PanelPriors | None, regressors: Sequence[str])
 
 
 def _unit_effects_mode(likelihood: str, parametrisation: str, unit_effects: str,
-                       priors: PanelPriors | None = None, regressors: Sequence[str] = ()) -> str:
+                       priors: PanelPriors | None = None,
+                       design: PanelDesign | None = None) -> str:
     if unit_effects not in UNIT_EFFECT_MODES:
         raise ValueError(
             f"Unknown unit_effects {unit_effects!r}; use one of {UNIT_EFFECT_MODES}."
         )
     exact = likelihood == "normal" and parametrisation == "mundlak"
+    regressors = () if design is None else design.regressors
     if unit_effects == "auto":
-        if exact:
-            return "collapsed" if _linear_priors_normal(priors, regressors) else "marginalised"
-        return "sampled"
+        if not exact:
+            return "sampled"
+        if design is None or not _linear_priors_normal(priors, regressors):
+            return "marginalised"
+        # A gradient of the collapsed density factors its dense block: O(size^3).
+        small = collapsed_stats(design, priors).dense_size <= MAX_COLLAPSED_DENSE_BLOCK
+        return "collapsed" if small else "marginalised"
     if unit_effects in ("collapsed", "marginalised") and not exact:
         raise ValueError(
             f"unit_effects={unit_effects!r} integrates terms out exactly, which needs the "
@@ -301,8 +315,7 @@ def build_twfe_model(
         raise ValueError(
             f"Unknown parametrisation {parametrisation!r}; use one of {PARAMETRISATIONS}."
         )
-    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects, priors,
-                              design.regressors)
+    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects, priors, design)
     coords: dict[str, Any] = {
         "coef": list(design.regressors),
         "unit": list(design.unit_labels),
@@ -591,32 +604,42 @@ def fit_bayes_twfe(
             )
     link = "log" if likelihood == "negbin" else "identity"
     resolved = resolve_priors(priors, design, link)
-    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects, resolved,
-                              design.regressors)
+    mode = _unit_effects_mode(likelihood, parametrisation, unit_effects, resolved, design)
     roles = _prior_roles(likelihood, parametrisation, time is not None)
-    if target_accept is None and mode == "collapsed":
+    retry = target_accept is None and mode == "collapsed"
+    if retry:
         target_accept = COLLAPSED_TARGET_ACCEPT
-
-    def spec_fields(mode: str) -> dict[str, Any]:
-        return {"unit_effects": mode, "outcome": outcome, "unit": unit, "time": time,
-                "likelihood": likelihood, "parametrisation": parametrisation,
-                "sampler": sampler, "draws": draws, "tune": tune, "chains": chains,
-                "target_accept": target_accept, "compiled_model_reused": bool(reuse_compiled)}
-
     from models.bayes_panel_compiled import reusable, sample_compiled
 
-    if mode in ("collapsed", "marginalised") and sampler == "nutpie" and reuse_compiled and (
-            reusable(design, resolved)):
-        idata, times = sample_compiled(design, resolved, mode, draws, tune, chains, seed,
-                                       progressbar, target_accept)
+    compiled_path = mode in ("collapsed", "marginalised") and sampler == "nutpie" and (
+        reuse_compiled and reusable(design, resolved))
+
+    def sample(target: float | None):
+        if compiled_path:
+            return (*sample_compiled(design, resolved, mode, draws, tune, chains, seed,
+                                     progressbar, target), None)
+        model = build_twfe_model(design, resolved, likelihood, parametrisation, mode)
+        return (*sample_model(model, sampler, draws, tune, chains, seed, progressbar, target),
+                model)
+
+    idata, times, model = sample(target_accept)
+    divergences_before_retry = None
+    if retry and int(idata.sample_stats["diverging"].sum()) > 0:
+        divergences_before_retry = int(idata.sample_stats["diverging"].sum())
+        target_accept = RETRY_TARGET_ACCEPT
+        idata, retry_times, model = sample(target_accept)
+        times = {key: times.get(key, 0.0) + value for key, value in retry_times.items()}
+    fields = {"unit_effects": mode, "outcome": outcome, "unit": unit, "time": time,
+              "likelihood": likelihood, "parametrisation": parametrisation, "sampler": sampler,
+              "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
+              "divergences_before_retry": divergences_before_retry,
+              "compiled_model_reused": bool(compiled_path)}
+    if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
         add_observed_data(idata, design)
         return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
-                           spec_fields(mode))
-    model = build_twfe_model(design, resolved, likelihood, parametrisation, mode)
-    idata, times = sample_model(model, sampler, draws, tune, chains, seed, progressbar,
-                                target_accept)
+                           fields)
     start_post = _time.perf_counter()
     if mode == "collapsed":
         add_linear_terms(idata, design, collapsed_stats(design, resolved), seed)
@@ -652,7 +675,7 @@ def fit_bayes_twfe(
             [resolved.term_prior("between", t) for t in design.regressors]))
     add_observed_data(idata, design)
     return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
-                       spec_fields(mode))
+                       fields)
 
 
 def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed, fields):

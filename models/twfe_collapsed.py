@@ -94,7 +94,7 @@ class CollapsedStats:
             to_phi[: 1 + k, : 1 + k] = np.eye(1 + k)
             to_phi[1 + k:, 1 + k:] = basis
             group_zy = group_zy @ to_phi
-            group_zz = np.einsum("ad,gab,be->gde", to_phi, group_zz, to_phi)
+            group_zz = to_phi.T @ group_zz @ to_phi
             year_gram = basis.T @ stats.year_gram @ basis
             year_cross = basis.T @ stats.year_cross
             group_zy, group_zz, year_gram, decoupled = _decouple_years(group_zy, group_zz,

@@ -197,3 +197,31 @@ def test_non_normal_prior_is_refused():
     with pytest.raises(ValueError, match="between.x2"):
         CollapsedStats.from_design(design, INTERCEPT_PRIOR,
                                    [BETWEEN_PRIORS[0], Prior.of("student_t", 3, 0, 1)])
+
+
+def test_auto_collapses_only_small_dense_blocks_with_normal_priors():
+    from models.bayes_panel import MAX_COLLAPSED_DENSE_BLOCK, _unit_effects_mode, resolve_priors
+
+    balanced = prepare_panel(_balanced_panel(), "y", ["x1", "x2"], "unit", "year")
+    priors = resolve_priors(None, balanced, "identity")
+    assert _unit_effects_mode("normal", "mundlak", "auto", priors, balanced) == "collapsed"
+    assert _unit_effects_mode("student_t", "mundlak", "auto", priors, balanced) == "sampled"
+    heavy = resolve_priors({"between": "student_t(3, 0, 1)"}, balanced, "identity")
+    assert _unit_effects_mode("normal", "mundlak", "auto", heavy, balanced) == "marginalised"
+    with pytest.raises(ValueError, match="normal priors on the intercept"):
+        _unit_effects_mode("normal", "mundlak", "collapsed", heavy, balanced)
+    # Unbalanced over 40 years: the year block is coupled and too large to factor per step.
+    rng = np.random.default_rng(1)
+    rows = [(f"u{i}", 1980 + t) for i in range(60) for t in range(40) if rng.random() < 0.8]
+    df = pd.DataFrame(rows, columns=["unit", "year"])
+    df["x1"], df["x2"], df["y"] = rng.normal(size=(3, len(df)))
+    unbalanced = prepare_panel(df, "y", ["x1", "x2"], "unit", "year")
+    priors = resolve_priors(None, unbalanced, "identity")
+    assert collapsed_dense_size(unbalanced, priors) > MAX_COLLAPSED_DENSE_BLOCK
+    assert _unit_effects_mode("normal", "mundlak", "auto", priors, unbalanced) == "marginalised"
+
+
+def collapsed_dense_size(design, priors) -> float:
+    from models.bayes_panel import collapsed_stats
+
+    return collapsed_stats(design, priors).dense_size
