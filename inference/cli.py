@@ -50,6 +50,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} must lie strictly between 0 and 1")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -61,13 +71,17 @@ def _positive_int(text: str) -> int:
 
 
 def _add_sampling_arguments(command) -> None:
-    """--draws / --tune / --chains: what a convergence flag asks for, without editing code."""
+    """--draws / --tune / --chains / --target-accept: what a convergence flag asks for,
+    without editing code."""
     command.add_argument("--draws", type=_positive_int,
                          help="posterior draws per chain (default 1000; 300 with --quick)")
     command.add_argument("--tune", type=_positive_int,
                          help="tuning steps per chain (default 1000; 300 with --quick)")
     command.add_argument("--chains", type=_positive_int,
                          help="number of chains (default 4; 2 with --quick)")
+    command.add_argument("--target-accept", type=_probability, dest="target_accept",
+                         help="the sampler's target acceptance rate, e.g. 0.95 after "
+                         "divergences (default: each model's own)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,12 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                 data=args.data, out=args.out, seed=args.seed, quick=args.quick,
                 frequentist_only=args.frequentist_only, priors=tuple(args.prior),
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
+                target_accept=args.target_accept,
             )
             run_study(args.study, options)
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 
-            sampling = sampling_settings(args.quick, args.draws, args.tune, args.chains)
+            sampling = sampling_settings(args.quick, args.draws, args.tune, args.chains,
+                                         args.target_accept)
             run_fit(FitRequest(
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,

@@ -46,6 +46,7 @@ class FitRequest:
     draws: int = 1000
     tune: int = 1000
     chains: int = 4
+    target_accept: float | None = None
     frequentist_only: bool = False
     priors: tuple[str, ...] = ()
     prior_file: Path | None = None
@@ -108,7 +109,8 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
         fit = fit_bayes_twfe(frame, formula.outcome, list(formula.regressors), unit=formula.unit,
                              time=formula.time, priors=_user_priors(request),
                              likelihood=request.likelihood, draws=request.draws,
-                             tune=request.tune, chains=request.chains, seed=request.seed)
+                             tune=request.tune, chains=request.chains, seed=request.seed,
+                             target_accept=request.target_accept)
         tidy = fit.tidy(auxiliary=False).drop(columns=["divergences"])
         problems = fit.convergence_problems()
         tidy["note"] = [convergence_note(term, problems) for term in tidy["term"]]

@@ -38,20 +38,28 @@ class RunOptions:
     draws: int | None = None
     tune: int | None = None
     chains: int | None = None
+    target_accept: float | None = None
 
     @property
     def sampling(self) -> dict:
         """Draws, tuning steps and chains: ``--quick`` or full defaults, then any overrides."""
-        return sampling_settings(self.quick, self.draws, self.tune, self.chains)
+        return sampling_settings(self.quick, self.draws, self.tune, self.chains,
+                                 self.target_accept)
 
 
 def sampling_settings(quick: bool, draws: int | None = None, tune: int | None = None,
-                      chains: int | None = None) -> dict:
-    """The sampler settings of a run: the quick or full defaults, with the given ones on top."""
-    settings = dict(QUICK_SAMPLING if quick else FULL_SAMPLING)
+                      chains: int | None = None, target_accept: float | None = None) -> dict:
+    """The sampler settings of a run: the quick or full defaults, with the given ones on top.
+    ``target_accept`` is included only when given (each model has its own default)."""
+    settings: dict = dict(QUICK_SAMPLING if quick else FULL_SAMPLING)
     for name, value in (("draws", draws), ("tune", tune), ("chains", chains)):
         if value is not None:
             settings[name] = int(value)
+    if target_accept is not None:
+        if not 0.0 < float(target_accept) < 1.0:
+            raise ValueError(f"target_accept must lie strictly between 0 and 1; got "
+                             f"{target_accept}.")
+        settings["target_accept"] = float(target_accept)
     return settings
 
 

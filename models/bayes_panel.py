@@ -31,10 +31,15 @@ Why this choice
   NUTS needs short trajectories. Unit effects are non-centred (offsets z_i); year effects, each
   identified by a whole cross-section, are centred.
 * For the normal likelihood the offsets z_i are integrated out exactly (``unit_effects=
-  "auto"``): the hierarchical model is unchanged, the sampler sees ~28 dimensions instead of
-  ~300, and after sampling each draw gets one exact draw of u_i from its normal conditional
-  posterior, so ``unit_effect`` / ``unit_offset`` are in the posterior as for the other
-  likelihoods, where they are sampled (non-centred).
+  "marginalised"``): the hierarchical model is unchanged, the sampler sees ~28 dimensions
+  instead of ~300, and after sampling each draw gets one exact draw of u_i from its normal
+  conditional posterior, so ``unit_effect`` / ``unit_offset`` are in the posterior as for the
+  other likelihoods, where they are sampled (non-centred).
+* With normal priors on the intercept and the Mundlak terms (the defaults), those and the year
+  effects are integrated out too (``unit_effects="collapsed"``, :mod:`models.twfe_collapsed`,
+  the ``auto`` choice): NUTS samples beta and the scales sigma, unit_sd, year_sd (k + 3
+  dimensions, all close to Gaussian), and every other term is drawn exactly afterwards. Same
+  model, same posterior; tested against the Gaussian identity on the full covariance.
 
 ``parametrisation="naive"`` (raw regressors, centred random intercepts, no Mundlak term) and
 ``"mundlak_raw"`` (raw regressors plus their unit means, centred unit effects: the textbook
@@ -60,28 +65,43 @@ nutpie, raw x + city means, centred city effects                       290      
 PyMC default NUTS, orthogonal split, unit effects integrated out       250        (cached C)
 nutpie, orthogonal split, non-centred unit effects sampled             ~2,000     17 s
 nutpie, orthogonal split, unit effects integrated out, graph          ~12,000    11-19 s
-nutpie, as above, likelihood as one fused Op (default)                 ~21,000    27 s
-exact conjugate draws (flat priors, numpy)                             ~320,000   none
+nutpie, as above, likelihood as one fused Op                           ~21,000    27 s
+nutpie, collapsed (k + 3 dimensions), target acceptance 0.8            ~29,000    11-25 s
+nutpie, collapsed, target acceptance 0.65 (default)                    ~53,000    11-25 s
+exact conjugate draws (flat priors, numpy; 290,000-540,000 measured)  ~430,000   none
 =====================================================================  =========  ==========
 
-The fused Op (:mod:`models.twfe_marginal_op`) evaluates the marginal likelihood and its
-gradient from grouped sufficient statistics in one numba call: 3.5x less CPU per draw than
-the ~100-node graph. Of the remaining 0.45 s for 4 x (1,000 + 1,000) iterations about 0.1 s
-is the conversion of nutpie's trace to InferenceData; the rest is ~7 gradient steps per draw.
+Three things made the collapsed default fast, each measured on the benchmark panel:
+
+* Fewer, better-conditioned dimensions: 9 instead of 27, ~5 leapfrog steps per draw instead
+  of ~7 at the same acceptance target. The fused kernel (:mod:`models.twfe_collapsed_op`)
+  factors only the (1 + k) x (1 + k) block when the year coordinates are decoupled, as in any
+  balanced panel: 1.4 microseconds per gradient.
+* One data container instead of ~20: nutpie looks each container up on every gradient, 8 of
+  19 microseconds per step with separate containers.
+* Converting nutpie's trace directly (:mod:`models.nutpie_trace`): 7 ms instead of ~100 ms.
+
+The target acceptance of 0.65 (:data:`COLLAPSED_TARGET_ACCEPT`) takes ~3 steps per draw and
+raises the AI slope's bulk ESS from ~5,200 to ~7,000 of 4,000 draws (six seeds each on the
+benchmark panel and the zhao2025 panel, no divergences). With few periods year_sd's posterior
+is skewed and 0.65 diverges (zhao2025 before 2016, five years: 1-8 divergences in each of six
+seeds; none at 0.8); such a run is repeated once at 0.9 and the spec says so
+(``divergences_before_retry``). What remains is nutpie's own work per draw: ~0.1 s for
+4 x 2,000 draws even on a standard normal of the same size.
 
 With the unit offsets sampled, NUTS needs ~15 leapfrog steps per draw (about 290 dimensions)
 and the intercept and Mundlak terms mix slowly (bulk ESS ~400-500 of 4,000 draws); integrating
 them out leaves ~28 dimensions, ~7 steps per draw, and ESS above the number of draws for every
-parameter. numba compilation (10-20 s) then dominates a fit; including it, the default reaches
-~800 ESS/s against ~24 for PyMC's default. numpyro was not installed and not measured.
-PyTensor's C backend is slow here (no BLAS found), which also slows PyMC's own sampler.
+parameter. numba compilation (10-25 s, once per model shape) then dominates a fit. numpyro was
+not installed and not measured. PyTensor's C backend is slow here (no BLAS found), which also
+slows PyMC's own sampler.
 
 The default is nutpie (numba backend). Every fit stores the pointwise log-likelihood under the
 outcome's name (conditional on the unit effects; computed in numpy for the integrated-out case,
-with ``pm.compute_log_likelihood`` otherwise) and a ``log_prior`` group from
-``pm.compute_log_prior`` holding the configurable priors (intercept, slopes, Mundlak terms and
-scale parameters; not the hierarchical unit and year effects), so LOO and power-scaling
-sensitivity work on every fit.
+with ``pm.compute_log_likelihood`` otherwise) and a ``log_prior`` group holding the
+configurable priors (intercept, slopes, Mundlak terms and scale parameters; not the
+hierarchical unit and year effects; normal densities in numpy for the terms the collapsed
+model draws afterwards), so LOO and power-scaling sensitivity work on every fit.
 """
 
 from __future__ import annotations

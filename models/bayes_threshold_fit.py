@@ -189,6 +189,7 @@ def fit_bayes_threshold(
     chains: int = 4,
     seed: int = 0,
     progressbar: bool = False,
+    target_accept: float | None = None,
     pointwise: bool = True,
     marginal_likelihood: bool = True,
     stats: ThresholdData | None = None,
@@ -219,8 +220,8 @@ def fit_bayes_threshold(
     priors
         Slope and sigma priors (:class:`models.priors.PanelPriors`, a mapping or
         ``role=family(...)`` strings).
-    draws, tune, chains, seed, progressbar
-        nutpie settings.
+    draws, tune, chains, seed, progressbar, target_accept
+        nutpie settings (``target_accept`` None: nutpie's default, 0.8).
     pointwise, marginal_likelihood
         Compute the pointwise log likelihood / the log marginal likelihood.
     stats
@@ -250,7 +251,8 @@ def fit_bayes_threshold(
     profile = profile_fit(stats, k, log_prior_cfg)
     centre, chol = whitening(profile)
     model = build_threshold_model(stats, k, resolved, log_prior_cfg, centre, chol)
-    idata, times, _ = sample_nutpie(model, draws, tune, chains, seed, progressbar)
+    idata, times, _ = sample_nutpie(model, draws, tune, chains, seed, progressbar,
+                                    target_accept=target_accept)
 
     start_post = _time.perf_counter()
     terms = stats.term_names(k)

@@ -72,7 +72,8 @@ def whitening(profile: dict[str, Any], inflate: float = 1.0) -> tuple[np.ndarray
 
 
 def sample_nutpie(model, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
-                  compiled=None) -> tuple[Any, dict[str, float], Any]:
+                  compiled=None, target_accept: float | None = None
+                  ) -> tuple[Any, dict[str, float], Any]:
     """Compile ``model`` with nutpie's numba backend (unless ``compiled`` is given) and sample.
 
     Returns the InferenceData, the wall times (``compile_s``, ``sampling_s``) and the compiled
@@ -85,6 +86,7 @@ def sample_nutpie(model, draws: int, tune: int, chains: int, seed: int, progress
     if compiled is None:
         compiled = nutpie.compile_pymc_model(model, backend="numba")
     times["compile_s"] = _time.perf_counter() - start
-    idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar)
+    idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
+                                            target_accept)
     return idata, times, compiled
 

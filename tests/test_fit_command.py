@@ -116,3 +116,30 @@ def test_sampling_flags_override_the_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["run", "zhao2025", "--draws", "0"])
     assert "--draws: 0 must be at least 1" in capsys.readouterr().err
+
+
+def test_target_accept_flag_reaches_the_sampler_settings(capsys):
+    from inference.cli import build_parser, main
+    from inference.runner import RunOptions
+
+    args = build_parser().parse_args(["run", "zhao2025", "--target-accept", "0.95"])
+    options = RunOptions(target_accept=args.target_accept)
+    assert options.sampling == {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.95}
+    assert "target_accept" not in RunOptions().sampling
+    for bad in ("1.2", "0", "high"):
+        with pytest.raises(SystemExit):
+            main(["fit", "--data", "x.csv", "--formula", "y ~ x | u", "--out", "o",
+                  "--target-accept", bad])
+        assert "--target-accept" in capsys.readouterr().err
+
+
+def test_every_bayesian_fit_takes_target_accept():
+    import inspect
+
+    from models.bayes_heterogeneity import fit_bayes_heterogeneity
+    from models.bayes_iv import fit_bayes_iv
+    from models.bayes_panel import fit_bayes_twfe
+    from models.bayes_threshold import fit_bayes_threshold
+
+    for fit in (fit_bayes_twfe, fit_bayes_heterogeneity, fit_bayes_iv, fit_bayes_threshold):
+        assert "target_accept" in inspect.signature(fit).parameters, fit.__name__

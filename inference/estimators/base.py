@@ -33,7 +33,8 @@ class PosteriorFit(Protocol):
 class Settings:
     """Run-wide settings an adapter may use.
 
-    ``sampling`` holds ``draws``, ``tune`` and ``chains``; ``priors`` is what the user gave
+    ``sampling`` holds ``draws``, ``tune``, ``chains`` and, when the user set it,
+    ``target_accept`` (keyword arguments of every Bayesian fit); ``priors`` is what the user gave
     (a :class:`models.priors.PanelPriors`, a list of ``ROLE=DIST`` strings, or None for the
     defaults); ``out_dir`` is where figures go.
     """
@@ -42,7 +43,7 @@ class Settings:
     unit: str
     time: str
     quick: bool = False
-    sampling: dict[str, int] = field(
+    sampling: dict[str, float] = field(
         default_factory=lambda: {"draws": 1000, "tune": 1000, "chains": 4})
     priors: Any = None
     out_dir: Path = Path("reports")
