@@ -24,6 +24,8 @@ from typing import Any
 import numba
 import numpy as np
 
+from models.twfe_kernels import quadratic_part
+
 _LOG_2PI = float(np.log(2.0 * np.pi))
 N_PARAMETERS = 4
 
@@ -37,32 +39,20 @@ def unpack(packed):
     n_groups = int(packed[2])
     n_fixed = int(packed[3])
     n_eta = d - n_fixed
+    sizes = (1, k * k, k, n_groups, n_groups, n_groups, n_groups * d, n_groups * d * d,
+             n_eta * n_eta, n_eta, n_fixed, n_fixed, 1)
+    parts = []
     pos = 4
-    syy_within = packed[pos]
-    pos += 1
-    sxx = packed[pos:pos + k * k].reshape((k, k))
-    pos += k * k
-    sxy = packed[pos:pos + k]
-    pos += k
-    group_units = packed[pos:pos + n_groups]
-    pos += n_groups
-    group_rows = packed[pos:pos + n_groups]
-    pos += n_groups
-    group_syy = packed[pos:pos + n_groups]
-    pos += n_groups
-    group_zy = packed[pos:pos + n_groups * d].reshape((n_groups, d))
-    pos += n_groups * d
-    group_zz = packed[pos:pos + n_groups * d * d].reshape((n_groups, d, d))
-    pos += n_groups * d * d
-    year_gram = packed[pos:pos + n_eta * n_eta].reshape((n_eta, n_eta))
-    pos += n_eta * n_eta
-    year_cross = packed[pos:pos + n_eta]
-    pos += n_eta
-    prior_mean = packed[pos:pos + n_fixed]
-    pos += n_fixed
-    prior_sd = packed[pos:pos + n_fixed]
-    pos += n_fixed
-    dense_size = packed[pos]
+    for size in sizes:
+        parts.append(packed[pos:pos + size])
+        pos += size
+    syy_within, dense_size = parts[0][0], parts[12][0]
+    sxx = parts[1].reshape((k, k))
+    sxy, group_units, group_rows, group_syy = parts[2], parts[3], parts[4], parts[5]
+    group_zy = parts[6].reshape((n_groups, d))
+    group_zz = parts[7].reshape((n_groups, d, d))
+    year_gram = parts[8].reshape((n_eta, n_eta))
+    year_cross, prior_mean, prior_sd = parts[9], parts[10], parts[11]
     return (syy_within, sxx, sxy, group_units, group_rows, group_syy, group_zy, group_zz,
             year_gram, year_cross, prior_mean, prior_sd, dense_size)
 
@@ -157,14 +147,7 @@ def collapsed_logp(slope, sigma, unit_sd, year_sd, packed):
     sigma2 = sigma * sigma
     omega2 = unit_sd * unit_sd
     tau2 = year_sd * year_sd
-    grad_slope = np.empty(k)
-    within = syy_within
-    for a in range(k):
-        row = 0.0
-        for b in range(k):
-            row += sxx[a, b] * slope[b]
-        within += slope[a] * (row - 2.0 * sxy[a])
-        grad_slope[a] = -(row - sxy[a]) / sigma2
+    within, grad_slope = quadratic_part(slope, syy_within, sxx, sxy, sigma2)
 
     precision, shift, tail = assemble(sigma2, omega2, tau2, group_rows, group_zy, group_zz,
                                       year_gram, year_cross, prior_mean, prior_sd, nd)
@@ -288,26 +271,17 @@ _OP: dict[str, Any] = {}
 
 
 def _make_op():
-    import pytensor.tensor as pt
-    from pytensor.gradient import grad_undefined
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
     )
 
-    class CollapsedTWFELogp(Op):
+    from models.fused_op import fused_logp_base
+
+    class CollapsedTWFELogp(fused_logp_base(N_PARAMETERS)):
         """log p(y | beta, sigma, unit_sd, year_sd), intercept, Mundlak terms, year and unit
         effects integrated out, with its gradient in the four parameters as further outputs.
         The last input is the packed statistics (:func:`models.twfe_collapsed.pack_stats`)."""
-
-        __props__ = ()
-
-        def make_node(self, *inputs):
-            inputs = [pt.as_tensor(v, dtype="float64") for v in inputs]
-            outputs = [pt.dscalar()] + [inputs[j].type() for j in range(N_PARAMETERS)]
-            return Apply(self, inputs, outputs)
 
         def perform(self, node, inputs, outputs):
             slope, sigma, unit_sd, year_sd, packed = inputs
@@ -316,12 +290,6 @@ def _make_op():
                                     np.ascontiguousarray(packed, np.float64))
             for slot, value in zip(outputs, values, strict=True):
                 slot[0] = np.asarray(value, dtype=np.float64)
-
-        def grad(self, inputs, output_grads):
-            gradients = self(*inputs)[1:]
-            upstream = output_grads[0]
-            return [upstream * g for g in gradients] + [
-                grad_undefined(self, N_PARAMETERS, inputs[N_PARAMETERS])]
 
     @register_funcify_default_op_cache_key(CollapsedTWFELogp)
     def funcify(op, node, **kwargs):

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from models.twfe_kernels import quadratic_part
+
 _LOG_2PI = float(np.log(2.0 * np.pi))
 N_PARAMETERS = 6
 # alpha, sigma, unit_sd, ||P y||^2 and the centre of ybar are scalars.
@@ -31,21 +33,8 @@ def _kernel(intercept, slope, between, year, sigma, unit_sd, syy_within, sxx, sx
     sigma2 = sigma * sigma
     omega2 = unit_sd * unit_sd
     # within: W = syy - 2 beta'sxy + beta'Sxx beta - 2 tau'c + tau'G tau
-    grad_slope = np.empty(k)
-    within = syy_within
-    for a in range(k):
-        row = 0.0
-        for b in range(k):
-            row += sxx[a, b] * slope[b]
-        within += slope[a] * (row - 2.0 * sxy[a])
-        grad_slope[a] = -(row - sxy[a]) / sigma2
-    grad_year = np.empty(n_years)
-    for a in range(n_years):
-        row = 0.0
-        for b in range(n_years):
-            row += year_gram[a, b] * year[b]
-        within += year[a] * (row - 2.0 * year_cross[a])
-        grad_year[a] = -(row - year_cross[a]) / sigma2
+    within, grad_slope = quadratic_part(slope, syy_within, sxx, sxy, sigma2)
+    within, grad_year = quadratic_part(year, within, year_gram, year_cross, sigma2)
     theta = np.empty(d)
     theta[0] = intercept - ybar_centre
     theta[1:1 + k] = between
@@ -96,37 +85,22 @@ def _jitted():
 
 
 def _make_op():
-    import pytensor.tensor as pt
-    from pytensor.gradient import grad_undefined
-    from pytensor.graph.basic import Apply
-    from pytensor.graph.op import Op
     from pytensor.link.numba.dispatch.basic import (
         numba_njit,
         register_funcify_default_op_cache_key,
     )
 
-    class MarginalTWFELogp(Op):
+    from models.fused_op import fused_logp_base
+
+    class MarginalTWFELogp(fused_logp_base(N_PARAMETERS)):
         """log p(y | alpha, beta, lambda, tau, sigma, unit_sd), unit effects integrated out,
         with its gradient in the six parameters as further outputs."""
-
-        __props__ = ()
-
-        def make_node(self, *inputs):
-            inputs = [pt.as_tensor(v, dtype="float64") for v in inputs]
-            outputs = [pt.dscalar()] + [inputs[j].type() for j in range(N_PARAMETERS)]
-            return Apply(self, inputs, outputs)
 
         def perform(self, node, inputs, outputs):
             values = _jitted()(*[float(v) if j in _SCALAR_INPUTS else np.asarray(v, np.float64)
                                  for j, v in enumerate(inputs)])
             for slot, value in zip(outputs, values, strict=True):
                 slot[0] = np.asarray(value, dtype=np.float64)
-
-        def grad(self, inputs, output_grads):
-            gradients = self(*inputs)[1:]
-            upstream = output_grads[0]
-            return [upstream * g for g in gradients] + [
-                grad_undefined(self, j, inputs[j]) for j in range(N_PARAMETERS, len(inputs))]
 
     kernel = numba_njit(_kernel)
 
