@@ -12,6 +12,19 @@ from typing import Any
 
 SAMPLERS = ("nutpie", "pymc", "numpyro")
 
+_THREADPOOLS: list[Any] = []
+
+
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, found once: scanning them costs
+    6-23 ms a call, as much as a whole small model's sampling. By the first sampling run the
+    model is compiled, so every BLAS the project uses is loaded."""
+    if not _THREADPOOLS:
+        from threadpoolctl import ThreadpoolController
+
+        _THREADPOOLS.append(ThreadpoolController())
+    return _THREADPOOLS[0]
+
 
 def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
                target_accept: float | None = None, low_rank_mass_matrix: bool = False
@@ -20,7 +33,6 @@ def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progress
     sampling wall time, which includes building the InferenceData. Every nutpie run of the
     project goes through here."""
     import nutpie
-    from threadpoolctl import threadpool_limits
 
     from models.nutpie_trace import raw_trace_to_inference_data
 
@@ -30,7 +42,7 @@ def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progress
     start = _time.perf_counter()
     # Chains run in parallel threads; a multi-threaded BLAS inside each gradient (small
     # Cholesky factors) oversubscribes the cores: 45x slower measured on 2 cores.
-    with threadpool_limits(limits=1):
+    with _blas_controller().limit(limits=1):
         raw = nutpie.sample(compiled, draws=draws, tune=tune, chains=chains, seed=seed,
                             progress_bar=progressbar, save_warmup=False,
                             return_raw_trace=True, **extra)
