@@ -121,12 +121,6 @@ from models.panel_design import MODEL_NAMES, PanelDesign, prepare_panel
 from models.posterior_record import package_versions, provenance_attributes, save_with_attributes
 from models.posterior_summary import HDI_PROB, summary_row
 from models.priors import PanelPriors, vector_prior
-from models.twfe_marginal import (
-    MODEL_FIELDS,
-    SufficientStats,
-    add_observed_data,
-    draw_unit_effects,
-)
 from models.twfe_collapsed import (
     CollapsedStats,
     add_linear_terms,
@@ -134,6 +128,12 @@ from models.twfe_collapsed import (
     pack_stats,
 )
 from models.twfe_collapsed_op import collapsed_normal_logp_fused
+from models.twfe_marginal import (
+    MODEL_FIELDS,
+    SufficientStats,
+    add_observed_data,
+    draw_unit_effects,
+)
 from models.twfe_marginal_op import marginal_normal_logp_fused
 
 __all__ = [
@@ -599,9 +599,9 @@ def fit_bayes_twfe(
         them needed); ``sampled`` samples the offsets (non-centred). ``auto`` takes the first
         of collapsed, marginalised, sampled that the likelihood and priors allow.
     reuse_compiled : bool
-        For the collapsed and marginalised models with nutpie, compile once per model shape and re-use the
-        compiled model for later designs of the same shape
-        (:mod:`models.bayes_panel_compiled`); same model, same posterior, no 10-15 s compile.
+        For the collapsed and marginalised models with nutpie, compile once per model shape
+        and re-use the compiled model for later designs of the same shape
+        (:mod:`models.bayes_panel_compiled`); same model, same posterior, no 10-25 s compile.
 
     Returns
     -------

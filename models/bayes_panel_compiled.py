@@ -2,8 +2,9 @@
 one shape.
 
 Compiling the model of :func:`models.bayes_panel.build_twfe_model` takes 10-30 s, sampling it
-well under a second. A study fits the same model (same number of regressors, same periods, same prior
-families) on many samples, so the model is built once with every data-dependent number in
+well under a second. A study fits the same model (same number of regressors, same periods,
+same prior families) on many samples, so the model is built once with every data-dependent
+number in
 ``pm.Data`` containers (:func:`models.bayes_panel.marginal_model_data`), compiled once by
 nutpie, and re-used with ``with_data`` for each new design. The log prior is likewise one
 compiled function per shape, evaluated on all draws at once.

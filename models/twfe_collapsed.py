@@ -73,8 +73,7 @@ class CollapsedStats:
 
     @classmethod
     def from_design(cls, design: PanelDesign, intercept_prior: Prior,
-                    between_priors: list[Prior],
-                    stats: SufficientStats | None = None) -> CollapsedStats:
+                    between_priors: list[Prior]) -> CollapsedStats:
         """Carry the sufficient statistics into phi's coordinates; the priors must be normal."""
         for name, prior in [("intercept", intercept_prior)] + [
                 (f"between.{term}", p) for term, p in zip(design.regressors, between_priors,
@@ -82,7 +81,7 @@ class CollapsedStats:
             if prior.family != "normal":
                 raise ValueError(f"The collapsed model needs a normal prior on {name}; got "
                                  f"{prior}.")
-        stats = SufficientStats.from_design(design) if stats is None else stats
+        stats = SufficientStats.from_design(design)
         k = len(design.regressors)
         basis = None
         decoupled = True
