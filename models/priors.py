@@ -366,6 +366,19 @@ class PanelPriors:
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
     @classmethod
+    def coerce(cls, priors: PanelPriors | Mapping[str, Any] | Sequence[str] | None
+               ) -> PanelPriors:
+        """What a fit function accepts as priors: an object, a mapping (:meth:`from_mapping`),
+        ``role=family(...)`` strings (as from the command line), or None for the defaults."""
+        if priors is None:
+            return cls()
+        if isinstance(priors, cls):
+            return priors
+        if isinstance(priors, Mapping):
+            return cls.from_mapping(priors)
+        return cls().with_overrides(list(priors), source="cli")
+
+    @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any], source: str = "user") -> PanelPriors:
         """Build from ``{"slope": "normal(0, 1)", "slope.AI": ..., "sigma": {...}}``.
 
