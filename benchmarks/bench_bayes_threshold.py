@@ -1,15 +1,15 @@
 """Time the Bayesian double-threshold posterior on Hansen's (1999) data.
 
-Fits :func:`models.bayes_threshold.fit_bayes_threshold` (thresholds marginalised exactly over
+Fits :func:`models.threshold.bayes.fit_bayes_threshold` (thresholds marginalised exactly over
 Hansen's grid, NUTS by nutpie; 4 chains x 1,000 draws after 1,000 tuning steps by default) and,
-in the same process, the frequentist :func:`models.threshold.fit_panel_threshold` with 300
+in the same process, the frequentist :func:`models.threshold.hansen.fit_panel_threshold` with 300
 bootstraps per test, and prints both wall times, their ratio, the Bayesian time split
 (compile, sampling, post-processing) and the thresholds beside Hansen's 95% sets.
 
     python benchmarks/bench_bayes_threshold.py [--draws 1000] [--tune 1000] [--chains 4]
         [--boot 300] [--no-pointwise]
 
-Warm and cold compilation: the numba kernels of :mod:`models.bayes_threshold_kernels` are
+Warm and cold compilation: the numba kernels of :mod:`models.threshold.kernels` are
 cached on disk (``models/__pycache__``, or ``$NUMBA_CACHE_DIR``) and PyTensor caches its own
 per-Op numba code (under its ``base_compiledir``), so only the first run on a machine compiles
 them. To time a cold start, point both caches at empty folders:
@@ -28,8 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.hansen1999 import load_invest_panel  # noqa: E402
-from models.bayes_threshold import fit_bayes_threshold  # noqa: E402
-from models.threshold import fit_panel_threshold  # noqa: E402
+from models.threshold.bayes import fit_bayes_threshold  # noqa: E402
+from models.threshold.hansen import fit_panel_threshold  # noqa: E402
 
 FIXED = ["Q", "Q2", "Q3", "D", "QD"]
 HANSEN_CI = {"gamma_1": (0.0139, 0.0181), "gamma_2": (0.5305, 0.5629)}

@@ -6,7 +6,7 @@ from column 6) this compares, in one run:
 
 1. PyMC's default NUTS on the textbook Mundlak parametrisation (raw regressors plus their city
    means, centred city effects), as in the project's peer measurements;
-2. the project's model (:func:`models.bayes_panel.fit_bayes_twfe`, orthogonal within/between
+2. the project's model (:func:`models.panel.bayes.fit_bayes_twfe`, orthogonal within/between
    split) with its defaults: the collapsed form (intercept, Mundlak terms, year and city
    effects integrated out exactly, NUTS on the slopes and three scales, the rest drawn
    exactly afterwards and counted in the sampling time) on nutpie;
@@ -71,8 +71,10 @@ def _ess(draws: np.ndarray) -> float:
 
 def run_pymc_default(df: pd.DataFrame, draws: int, tune: int, chains: int, seed: int) -> dict:
     """PyMC's default NUTS on raw regressors plus city means with centred city effects."""
-    from models.bayes_panel import build_twfe_model, prepare_panel, resolve_priors
-    from models.nuts_sampler import sample_model
+    from models.bayes.sampler import sample_model
+    from models.panel.bayes import resolve_priors
+    from models.panel.design import prepare_panel
+    from models.panel.model import build_twfe_model
 
     design = prepare_panel(df, "Inn", REGRESSORS, "city", "year")
     model = build_twfe_model(
@@ -97,7 +99,7 @@ def run_ours(df: pd.DataFrame, draws: int, tune: int, chains: int, seed: int,
     The first fit compiles; ``repeats`` fits (same seed, so the same draws) re-use the compiled
     model, and the fastest sampling and post-processing times are kept.
     """
-    from models.bayes_panel import fit_bayes_twfe
+    from models.panel.bayes import fit_bayes_twfe
 
     fits = [fit_bayes_twfe(df, "Inn", REGRESSORS, "city", "year", draws=draws, tune=tune,
                            chains=chains, seed=seed) for _ in range(max(repeats, 1))]
@@ -120,7 +122,7 @@ def run_ours(df: pd.DataFrame, draws: int, tune: int, chains: int, seed: int,
 
 def run_exact(df: pd.DataFrame, n_draws: int, chains: int, seed: int, repeats: int = 1) -> dict:
     """Exact conjugate draws (flat priors); no compile step; the fastest of ``repeats``."""
-    from models.bayes_panel import conjugate_twfe_draws
+    from models.panel.bayes import conjugate_twfe_draws
 
     elapsed = []
     for _ in range(max(repeats, 1)):

@@ -1,6 +1,6 @@
 """Time the double-threshold fit with 300 + 300 bootstraps on Hansen's (1999) data.
 
-Runs this project's estimator (``models.threshold``) and, when it is installed, pyxthreg 0.0.3 in
+Runs this project's estimator (``models.threshold.hansen``) and, when it is installed, pyxthreg 0.0.3 in
 the same process, and prints both times, their ratio, and both sets of thresholds and bootstrap
 p-values beside Hansen's published Table 2/3 values.
 
@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data.hansen1999 import load_invest_panel  # noqa: E402
-from models.threshold import fit_panel_threshold  # noqa: E402
+from models.threshold.hansen import fit_panel_threshold  # noqa: E402
 
 FIXED = ["Q", "Q2", "Q3", "D", "QD"]
 PUBLISHED = {"gamma_1": 0.0157, "gamma_2": 0.5362, "p_single": 0.003, "p_double": 0.017,

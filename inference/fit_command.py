@@ -5,7 +5,7 @@
     y_it = x_it' beta + a_i + d_t + e_it
 
 by the within estimator (pyfixest; robust HC1 errors, or clustered with ``--cluster``) and its
-hierarchical Bayesian counterpart (:func:`models.bayes_panel.fit_bayes_twfe`: correlated random
+hierarchical Bayesian counterpart (:func:`models.panel.bayes.fit_bayes_twfe`: correlated random
 unit effects, sum-to-zero period effects). ``| unit`` alone fits one-way unit effects. Both go
 to ``DIR/results.csv`` in the results contract (table ``fit``, column ``1``, term = regressor),
 with the posterior as netCDF and an ``index.html`` that shows them side by side.
@@ -78,15 +78,15 @@ def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None) -> p
 
 
 def _user_priors(request: FitRequest):
-    from models.priors import read_prior_entries
+    from inference.priors import priors_for, read_prior_entries
 
     entries = read_prior_entries(request.prior_file, list(request.priors or ()))
-    return entries or None
+    return priors_for(entries or None, "panel")
 
 
 def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     """Fit the request's panel model both ways; write results.csv, the posterior and a report."""
-    from models.panel_fe import fit_twfe
+    from models.panel.fe import fit_twfe
 
     formula = parse_formula(request.formula)
     frame = load_user_panel(request.data, formula, request.cluster)
@@ -103,7 +103,7 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     progress(f"[fit] frequentist {_time.perf_counter() - tick:.2f} s")
     fits = {}
     if not request.frequentist_only:
-        from models.bayes_panel import fit_bayes_twfe
+        from models.panel.bayes import fit_bayes_twfe
 
         tick = _time.perf_counter()
         fit = fit_bayes_twfe(frame, formula.outcome, list(formula.regressors), unit=formula.unit,

@@ -106,7 +106,7 @@ def _derive_measures(study: Study, dataset: Dataset, progress) -> Dataset:
 def _prior_sensitivity(fits: dict, out_dir: Path, progress) -> pd.DataFrame:
     """Power-scaling sensitivity of every fit that stores log prior and log likelihood,
     written to ``prior_sensitivity.csv``."""
-    from models.prior_sensitivity import power_scaling_table
+    from models.bayes.sensitivity import power_scaling_table
 
     tables = []
     for key, fit in fits.items():
@@ -140,7 +140,7 @@ def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
 
 def _user_priors(options: RunOptions):
     """The priors the user gave (file, then command-line overrides on top), or None."""
-    from models.priors import read_prior_entries
+    from inference.priors import read_prior_entries
 
     entries = read_prior_entries(options.prior_file, list(options.priors or ()))
     return entries or None

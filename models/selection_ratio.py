@@ -56,8 +56,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.iv import partial_out
-from models.panel_fe import PanelFit, fit_twfe
+from models.panel.fe import PanelFit, fit_twfe, partial_out
 
 
 @dataclass(frozen=True)

@@ -390,7 +390,7 @@ def _threshold_fits(panel: pd.DataFrame) -> dict[str, list[float]]:
     (two), Va and Ind (one each); on the noise-free outcome these are where the misspecified
     threshold models concentrate.
     """
-    from models.threshold import fit_panel_threshold
+    from models.threshold.hansen import fit_panel_threshold
 
     found = {}
     for variable, count in TABLE5_THRESHOLD_COUNTS.items():

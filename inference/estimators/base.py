@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from inference.priors import priors_for
+
 
 class PosteriorFit(Protocol):
     """What the runner needs from a Bayesian fit."""
@@ -35,8 +37,9 @@ class Settings:
 
     ``sampling`` holds ``draws``, ``tune``, ``chains`` and, when the user set it,
     ``target_accept`` (keyword arguments of every Bayesian fit); ``priors`` is what the user gave
-    (a :class:`models.priors.PanelPriors`, a list of ``ROLE=DIST`` strings, or None for the
-    defaults); ``out_dir`` is where figures go.
+    for every model (the mapping of :func:`inference.priors.read_prior_entries`, a list of
+    ``ROLE=DIST`` strings, a prior object, or None for the defaults), of which
+    :meth:`priors_for` hands each family its own roles; ``out_dir`` is where figures go.
     """
 
     seed: int
@@ -48,6 +51,10 @@ class Settings:
     priors: Any = None
     out_dir: Path = Path("reports")
     synthetic: bool = False
+
+    def priors_for(self, family: str) -> Any:
+        """The user's priors of one model family (:func:`inference.priors.priors_for`)."""
+        return priors_for(self.priors, family)
 
     @property
     def figure_suffix(self) -> str:

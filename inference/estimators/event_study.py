@@ -6,7 +6,7 @@ import pandas as pd
 
 from inference.estimators.base import Estimate, Settings
 from inference.registry import Spec
-from models.event_study import fit_event_study, plot_event_study
+from models.event_study.twfe import fit_event_study, plot_event_study
 
 KIND = "event_study"
 

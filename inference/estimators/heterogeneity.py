@@ -25,7 +25,7 @@ KIND = "heterogeneity"
 
 def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     """y = sum_g 1[g] x' beta_g + w' gamma + effects + e (pyfixest, errors ``spec.vcov``)."""
-    from models.heterogeneity import fit_interacted_twfe
+    from models.heterogeneity.interacted import fit_interacted_twfe
 
     frame, group, options = _prepare(sample, spec)
     fit = fit_interacted_twfe(
@@ -38,8 +38,8 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
 
 def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     """Group slopes beta_g ~ N(mu, tau) around the Bayesian TWFE
-    (:func:`models.bayes_heterogeneity.fit_bayes_heterogeneity`)."""
-    from models.bayes_heterogeneity import fit_bayes_heterogeneity
+    (:func:`models.heterogeneity.bayes.fit_bayes_heterogeneity`)."""
+    from models.heterogeneity.bayes import fit_bayes_heterogeneity
 
     frame, group, options = _prepare(sample, spec)
     effects = list(spec.effects)
@@ -54,7 +54,7 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
         frame, spec.outcome, list(spec.regressors), group, unit=effects[0],
         time=effects[1] if len(effects) == 2 else None, focal=_focal(spec),
         vary_controls=bool(options.get("vary_controls")), groups=options.get("groups"),
-        priors=settings.priors, parametrisation=str(options.get("parametrisation", "auto")),
+        priors=settings.priors_for("heterogeneity"), parametrisation=str(options.get("parametrisation", "auto")),
         seed=settings.seed, **settings.sampling, **extra,
     )
     tidy = fit.tidy(auxiliary=False)

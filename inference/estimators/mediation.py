@@ -6,7 +6,7 @@ import pandas as pd
 
 from inference.estimators.base import Estimate, Settings
 from inference.registry import Spec
-from models.mediation import fit_mediation
+from models.mediation.three_step import fit_mediation
 
 KIND = "mediation"
 

@@ -6,7 +6,7 @@ import pandas as pd
 
 from inference.estimators.base import Estimate, Settings, convergence_note
 from inference.registry import Spec
-from models.panel_fe import fit_twfe
+from models.panel.fe import fit_twfe
 
 KIND = "twfe"
 
@@ -19,11 +19,11 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
 
 
 def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
-    """Hierarchical counterpart (:func:`models.bayes_panel.fit_bayes_twfe`): unit effects by
+    """Hierarchical counterpart (:func:`models.panel.bayes.fit_bayes_twfe`): unit effects by
     correlated random effects; the second absorbed effect (year, or an interaction such as
     ``province^year``) as sum-to-zero effects of its cells.
     """
-    from models.bayes_panel import fit_bayes_twfe
+    from models.panel.bayes import fit_bayes_twfe
 
     unit, second = _effects(spec, settings)
     frame = sample
@@ -32,7 +32,7 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
         frame = sample.assign(**{second: sample[parts].astype(str).agg("|".join, axis=1)})
     fit = fit_bayes_twfe(
         frame, spec.outcome, list(spec.regressors), unit=unit, time=second,
-        priors=settings.priors, likelihood=spec.options.get("likelihood", "normal"),
+        priors=settings.priors_for("panel"), likelihood=spec.options.get("likelihood", "normal"),
         seed=settings.seed, **settings.sampling,
     )
     tidy = fit.tidy(auxiliary=False)

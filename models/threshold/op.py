@@ -1,0 +1,143 @@
+"""The exact marginal over the thresholds as one PyTensor Op.
+
+The Op computes log sum_gamma p(gamma) p(y~ | theta, gamma, sigma).
+
+One node of the PyMC graph computes the value and its gradient in the slopes theta and sigma
+together (:func:`models.threshold.kernels.marginal_loglik`, a numba kernel compiled
+with ``cache=True``, used both under nutpie's numba backend and by ``perform``), so the
+compiled log density is a handful of nodes whatever the number of thresholds and regressors:
+nutpie compiles it in seconds, and a warm numba cache skips the kernel's compilation.
+
+Importing this module does not import PyTensor; the Op class is built on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from models.threshold.data import ThresholdData
+from models.threshold.likelihood import config_arrays, pair_gram_by_entry, split_diagonal
+
+# Statistics the Op reads, in input order after theta and sigma. The first five may be
+# replaced by shared variables (``data``) so that one compiled model serves many outcomes.
+STATISTIC_NAMES = ("yy", "base_y", "base_gram", "split_y", "split_base", "split_diag",
+                   "pair_gram", "configs", "config_prior")
+SHAREABLE = ("yy", "base_y", "base_gram", "split_y", "split_base", "config_prior")
+
+_OP_CLASS: list[Any] = []
+
+
+def marginal_statistics(stats: ThresholdData, k: int, log_prior_cfg: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+    """The Op's statistics as contiguous float64 / int64 arrays, keyed by
+    :data:`STATISTIC_NAMES` (empty placeholders for the configuration terms when k = 0)."""
+    configs, config_prior = config_arrays(log_prior_cfg)
+    if k:
+        split_y, split_base = stats.split_y, stats.split_base
+        diagonal, gram = split_diagonal(stats), pair_gram_by_entry(stats)
+    else:
+        n_regime, n_base = stats.n_regime, stats.base.shape[1]
+        split_y, split_base = np.zeros((0, n_regime)), np.zeros((0, n_regime, n_base))
+        diagonal, gram = np.zeros((0, n_regime, n_regime)), np.zeros((n_regime**2, 0, 0))
+    return {
+        "yy": np.asarray(stats.yy, dtype=float),
+        "base_y": np.ascontiguousarray(stats.base_y, dtype=float),
+        "base_gram": np.ascontiguousarray(stats.base_gram, dtype=float),
+        "split_y": np.ascontiguousarray(split_y, dtype=float),
+        "split_base": np.ascontiguousarray(split_base, dtype=float),
+        "split_diag": diagonal,
+        "pair_gram": gram,
+        "configs": configs,
+        "config_prior": config_prior,
+    }
+
+
+def marginal_loglik_tensor(theta, sigma, stats: ThresholdData, k: int, log_prior_cfg,
+                           data: dict | None = None):
+    """PyTensor expression of log sum_gamma p(gamma) p(y~ | theta, gamma, sigma).
+
+    ``theta`` (P,) regime-form slopes and ``sigma`` are tensors; ``data`` may hold shared
+    variables replacing the statistics named in :data:`SHAREABLE` (e.g. ``pm.Data``), so that
+    one compiled model serves many outcomes on the same covariates.
+    """
+    inputs = marginal_statistics(stats, k, log_prior_cfg)
+    inputs.update({name: value for name, value in (data or {}).items() if name in SHAREABLE})
+    op = marginal_loglik_op(stats.n_fixed, stats.n_regime, k, stats.dof)
+    return op(theta, sigma, *(inputs[name] for name in STATISTIC_NAMES))[0]
+
+
+def marginal_loglik_op(n_fixed: int, n_regime: int, k: int, dof: int):
+    """The Op for a model with ``n_fixed`` fixed slopes, ``n_regime`` regime regressors, k
+    thresholds and ``dof`` degrees of freedom (outputs: value, d/dtheta, d/dsigma)."""
+    if not _OP_CLASS:
+        _OP_CLASS.append(_make_op_class())
+    return _OP_CLASS[0](n_fixed, n_regime, k, dof)
+
+
+def _make_op_class():
+    import pytensor.tensor as pt
+    from pytensor.gradient import grad_undefined
+    from pytensor.graph.basic import Apply
+    from pytensor.graph.op import Op
+    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_and_cache_key
+
+    from models.threshold.kernels import marginal_loglik
+
+    class MarginalLogLik(Op):
+        """log sum_j p(j) p(y~ | theta, j, sigma) with its gradient in theta and sigma.
+
+        Inputs: theta (P,), sigma (), then the statistics of :data:`STATISTIC_NAMES`.
+        Outputs: the value, d value / d theta and d value / d sigma; the Op's own gradient
+        reads the last two off, so value and gradient cost one pass over the configurations.
+        """
+
+        __props__ = ("n_fixed", "n_regime", "k", "dof")
+
+        def __init__(self, n_fixed: int, n_regime: int, k: int, dof: int):
+            self.n_fixed, self.n_regime, self.k, self.dof = (int(n_fixed), int(n_regime),
+                                                            int(k), int(dof))
+            super().__init__()
+
+        def make_node(self, theta, sigma, *statistics):
+            theta = pt.as_tensor(theta, dtype="float64")
+            sigma = pt.as_tensor(sigma, dtype="float64")
+            statistics = [pt.as_tensor(value) for value in statistics]
+            return Apply(self, [theta, sigma, *statistics],
+                         [pt.dscalar(), theta.type(), pt.dscalar()])
+
+        def perform(self, node, inputs, outputs):
+            theta, sigma, *statistics = inputs
+            value, grad_theta, grad_sigma = marginal_loglik(
+                np.ascontiguousarray(theta, dtype=float), float(sigma), self.n_fixed,
+                self.n_regime, self.k, float(self.dof), float(statistics[0]),
+                *(np.ascontiguousarray(v) for v in statistics[1:]))
+            outputs[0][0] = np.asarray(value)
+            outputs[1][0] = grad_theta
+            outputs[2][0] = np.asarray(grad_sigma)
+
+        def grad(self, inputs, output_grads):
+            _, grad_theta, grad_sigma = self(*inputs)
+            upstream = output_grads[0]
+            return [upstream * grad_theta, upstream * grad_sigma] + [
+                grad_undefined(self, j, inputs[j]) for j in range(2, len(inputs))]
+
+    @register_funcify_and_cache_key(MarginalLogLik)
+    def funcify(op, node, **kwargs):
+        n_fixed, n_regime, k, dof = op.n_fixed, op.n_regime, op.k, float(op.dof)
+
+        @numba_njit
+        def marginal(theta, sigma, yy, base_y, base_gram, split_y, split_base, split_diag,
+                     gram, configs, prior):
+            value, grad_theta, grad_sigma = marginal_loglik(
+                theta, sigma.item(), n_fixed, n_regime, k, dof, yy.item(), base_y, base_gram,
+                split_y, split_base, split_diag, gram, configs, prior)
+            return np.asarray(value), grad_theta, np.asarray(grad_sigma)
+
+        # No PyTensor cache key: the wrapper is tiny, and the kernel it calls is cached by
+        # numba itself (cache=True), which notices when the kernel's source changes.
+        return marginal, None
+
+    return MarginalLogLik
+
