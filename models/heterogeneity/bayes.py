@@ -77,8 +77,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from models.bayes.fit import PosteriorFit
 from models.bayes.priors import DataScales, PanelPriors, Prior, PriorSpecError, prior_from_value
-from models.bayes.provenance import package_versions
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
 from models.heterogeneity.collapsed_slopes import (
@@ -92,7 +92,6 @@ from models.heterogeneity.interacted import (
     difference_term,
     slope_term,
 )
-from models.panel.bayes import BayesPanelFit
 from models.panel.design import PanelDesign, prepare_panel
 from models.panel.marginal import SufficientStats, add_observed_data, draw_unit_effects
 from models.panel.marginal_op import marginal_normal_logp_fused
@@ -495,11 +494,11 @@ def build_heterogeneity_model(
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BayesHeterogeneityFit(BayesPanelFit):
+@dataclass(frozen=True, eq=False)
+class BayesHeterogeneityFit(PosteriorFit):
     """A fitted partial-pooling heterogeneity model.
 
-    Same interface and provenance as :class:`models.panel.bayes.BayesPanelFit` (``tidy``,
+    Same interface and provenance as :class:`models.bayes.fit.PosteriorFit` (``tidy``,
     ``convergence_problems``, ``converged``, ``save_netcdf``; idata with ``log_likelihood``
     and ``log_prior``); ``spec`` adds ``group``, ``groups``, ``varying`` and ``common``.
     """
@@ -666,9 +665,5 @@ def fit_bayes_heterogeneity(
         "group_n_obs": {g: int((groups_design.frame[group] == g).sum())
                         for g in groups_design.groups},
     }
-    fit = BayesHeterogeneityFit(
-        idata=idata, spec=spec, priors=record, data_hash=design.data_hash(), seed=seed,
-        versions=package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
-    )
-    idata.posterior.attrs.update(fit.attributes())
-    return fit
+    return BayesHeterogeneityFit.record(idata, spec=spec, priors=record,
+                                        data_hash=design.data_hash(), seed=seed, times=times)

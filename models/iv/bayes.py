@@ -61,6 +61,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from models.bayes.fit import PosteriorFit
 from models.bayes.priors import (
     DEFAULT_SCALE_MULTIPLIER,
     PanelPriors,
@@ -68,10 +69,8 @@ from models.bayes.priors import (
     PriorSpecError,
     prior_from_value,
 )
-from models.bayes.provenance import package_versions
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
-from models.panel.bayes import BayesPanelFit
 from models.panel.design import prepare_panel
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
@@ -332,10 +331,10 @@ def build_iv_model(design: IVDesign, resolved: dict[str, Any]):
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BayesIVFit(BayesPanelFit):
+@dataclass(frozen=True, eq=False)
+class BayesIVFit(PosteriorFit):
     """A fitted Bayesian IV model; the interface and provenance of
-    :class:`models.panel.bayes.BayesPanelFit`. ``tidy`` has a ``stage`` column
+    :class:`models.bayes.fit.PosteriorFit`. ``tidy`` has a ``stage`` column
     (``first``, ``second``, ``errors``)."""
 
     model_name: ClassVar[str] = "bayes_iv"
@@ -500,9 +499,5 @@ def fit_bayes_iv(
         "n_units": design.n_units,
         "n_years": design.n_years,
     }
-    fit = BayesIVFit(
-        idata=idata, spec=spec, priors=record, data_hash=design.data_hash, seed=seed,
-        versions=package_versions(), wall_times={k: round(v, 4) for k, v in times.items()},
-    )
-    idata.posterior.attrs.update(fit.attributes())
-    return fit
+    return BayesIVFit.record(idata, spec=spec, priors=record, data_hash=design.data_hash,
+                             seed=seed, times=times)

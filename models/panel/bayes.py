@@ -108,16 +108,14 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from models.bayes.convergence import ConvergenceChecked
+from models.bayes.fit import PosteriorFit
 from models.bayes.priors import PanelPriors
-from models.bayes.provenance import package_versions, provenance_attributes, save_with_attributes
 from models.bayes.sampler import SAMPLERS, sample_model
 from models.bayes.summary import summary_row
 from models.panel.collapsed import (
@@ -165,64 +163,30 @@ RETRY_TARGET_ACCEPT = 0.9
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BayesPanelFit(ConvergenceChecked):
-    """A fitted Bayesian TWFE model: posterior, specification and provenance.
+@dataclass(frozen=True, eq=False)
+class BayesPanelFit(PosteriorFit):
+    """A fitted Bayesian TWFE model (:class:`models.bayes.fit.PosteriorFit`).
 
-    Attributes
-    ----------
-    idata : arviz.InferenceData
-        Groups ``posterior``, ``sample_stats`` (with ``diverging``), ``log_likelihood``
-        (variable named after the outcome, one value per observation), ``log_prior`` and
-        ``observed_data``.
-    spec : dict
-        Outcome, regressors, unit, time, likelihood, parametrisation, sampler, draws, tune,
-        chains, n_obs, n_units, n_years.
-    priors : dict
-        :meth:`PanelPriors.describe` of the priors used.
-    data_hash : str
-        sha256 of the model data (:meth:`PanelDesign.data_hash`).
-    seed : int
-    versions : dict
-        Package versions.
-    wall_times : dict
-        ``compile_s``, ``sampling_s``, ``postprocess_s``, ``total_s``.
+    ``idata`` has ``posterior``, ``sample_stats`` (with ``diverging``), ``log_likelihood``
+    (named after the outcome, one value per observation), ``log_prior`` and ``observed_data``;
+    ``spec`` the outcome, regressors, unit, time, likelihood, parametrisation, sampler, draws,
+    tune, chains, n_obs, n_units and n_years; ``priors`` :meth:`PanelPriors.describe` of the
+    priors used; ``data_hash`` that of :meth:`PanelDesign.data_hash`.
     """
 
-    idata: Any
-    spec: dict[str, Any]
-    priors: dict[str, dict[str, str]]
-    data_hash: str
-    seed: int
-    versions: dict[str, str]
-    wall_times: dict[str, float]
     model_name: ClassVar[str] = "bayes_twfe"
-    _tidy_cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def regressors(self) -> list[str]:
         return list(self.spec["regressors"])
 
-    @property
-    def divergences(self) -> int:
-        stats = self.idata.sample_stats
-        return int(stats["diverging"].sum()) if "diverging" in stats else 0
-
     def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """One row per term: the slopes (named as the regressors), then, with ``auxiliary``,
         ``intercept``, ``sigma``, ``unit_sd``, ``year_sd``, ``nu``/``alpha`` and the Mundlak
-        coefficients ``mundlak_<regressor>``.
-
-        Columns: term, estimate (posterior mean), std_error (posterior sd), ci_low, ci_high
-        (94% HDI), prob_positive, r_hat, ess_bulk, n_obs, divergences.
-        """
-        key = f"aux={auxiliary}"
-        if key not in self._tidy_cache:
-            self._tidy_cache[key] = self._build_tidy(auxiliary)
-        return self._tidy_cache[key].copy()
+        coefficients ``mundlak_<regressor>``; columns as :meth:`PosteriorFit.tidy`."""
+        return super().tidy(auxiliary)
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-
         posterior = self.idata.posterior
         entries: list[tuple[str, np.ndarray]] = []
         slope = posterior["slope"]
@@ -237,18 +201,6 @@ class BayesPanelFit(ConvergenceChecked):
                     entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
         return pd.DataFrame([summary_row(term, draws, self.spec["n_obs"], self.divergences)
                              for term, draws in entries])
-
-    def attributes(self) -> dict[str, str]:
-        """Provenance as netCDF-safe attributes (JSON strings)."""
-        return provenance_attributes(self.model_name, self.spec, self.priors, self.data_hash,
-                                     self.seed, self.versions, self.wall_times)
-
-    def save_netcdf(self, path: str | Path) -> Path:
-        """Write the InferenceData with spec, priors, data hash, seed and versions attached.
-
-        The attributes are set on the file (every group), not on ``self.idata``.
-        """
-        return save_with_attributes(self.idata, path, self.attributes())
 
 
 # --------------------------------------------------------------------------------------------
@@ -428,17 +380,8 @@ def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, 
         "n_units": len(design.unit_labels),
         "n_years": len(design.time_labels),
     }
-    fit = BayesPanelFit(
-        idata=idata,
-        spec=spec,
-        priors=resolved.describe(roles),
-        data_hash=design.data_hash(),
-        seed=seed,
-        versions=package_versions(),
-        wall_times={k: round(v, 4) for k, v in times.items()},
-    )
-    idata.posterior.attrs.update(fit.attributes())
-    return fit
+    return BayesPanelFit.record(idata, spec=spec, priors=resolved.describe(roles),
+                                data_hash=design.data_hash(), seed=seed, times=times)
 
 
 # --------------------------------------------------------------------------------------------

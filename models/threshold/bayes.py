@@ -137,17 +137,15 @@ from __future__ import annotations
 import time as _time
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from scipy.special import logsumexp
 
-from models.bayes.convergence import ConvergenceChecked
+from models.bayes.fit import PosteriorFit
 from models.bayes.priors import PanelPriors
-from models.bayes.provenance import package_versions, provenance_attributes, save_with_attributes
 from models.bayes.summary import HDI_PROB
 from models.threshold.data import (
     DEFAULT_GRID_SIZE,
@@ -173,7 +171,7 @@ from models.threshold.priors import resolve_slope_priors
 
 
 @dataclass(frozen=True, eq=False)
-class BayesThresholdFit(ConvergenceChecked):
+class BayesThresholdFit(PosteriorFit):
     """A fitted Bayesian panel threshold model.
 
     Attributes
@@ -189,39 +187,20 @@ class BayesThresholdFit(ConvergenceChecked):
         log p(y~ | k) (NaN when a slope prior is not normal).
     """
 
-    idata: Any
-    spec: dict[str, Any]
-    priors: dict[str, dict[str, str]]
-    data_hash: str
-    seed: int
-    versions: dict[str, str]
-    wall_times: dict[str, float]
     grid: np.ndarray
     threshold_probability: np.ndarray
     log_marginal_likelihood: float
-    _tidy_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    model_name: ClassVar[str] = "bayes_threshold"
 
     @property
     def n_thresholds(self) -> int:
         return int(self.spec["n_thresholds"])
 
-    @property
-    def divergences(self) -> int:
-        stats = self.idata.sample_stats
-        return int(stats["diverging"].sum()) if "diverging" in stats else 0
-
     def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """One row per term: slopes (fixed, then ``<x>_regime<j>``), ``gamma_1``.. and, with
-        ``auxiliary``, ``sigma``.
-
-        Columns: term, kind (``slope``, ``time_effect``, ``threshold``, ``auxiliary``),
-        estimate (posterior mean), std_error (posterior sd), ci_low, ci_high (94% HDI),
-        prob_positive, r_hat, ess_bulk, n_obs, divergences.
-        """
-        key = f"aux={auxiliary}"
-        if key not in self._tidy_cache:
-            self._tidy_cache[key] = self._build_tidy(auxiliary)
-        return self._tidy_cache[key].copy()
+        ``auxiliary``, ``sigma``; columns as :meth:`PosteriorFit.tidy` plus ``kind``
+        (``slope``, ``time_effect``, ``threshold``, ``auxiliary``)."""
+        return super().tidy(auxiliary)
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         import arviz as az
@@ -254,13 +233,13 @@ class BayesThresholdFit(ConvergenceChecked):
 
     def loo(self):
         """PSIS-LOO (``arviz.loo``, pointwise) of the marginalised log likelihood, cached."""
-        if "loo" not in self._tidy_cache:
+        if "loo" not in self._cache:
             import arviz as az
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                self._tidy_cache["loo"] = az.loo(self.idata, pointwise=True)
-        return self._tidy_cache["loo"]
+                self._cache["loo"] = az.loo(self.idata, pointwise=True)
+        return self._cache["loo"]
 
     def threshold_posterior(self) -> pd.DataFrame:
         """Posterior probability of every candidate for each threshold (Rao-Blackwellised):
@@ -278,18 +257,9 @@ class BayesThresholdFit(ConvergenceChecked):
         table = table[table["kind"] != "threshold"]
         return zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True)
 
-    def attributes(self) -> dict[str, str]:
-        """Provenance as netCDF-safe attributes (:func:`models.bayes.provenance.
-        provenance_attributes`, plus the log marginal likelihood)."""
-        return provenance_attributes(
-            "bayes_threshold", self.spec, self.priors, self.data_hash, self.seed, self.versions,
-            self.wall_times, log_marginal_likelihood=repr(self.log_marginal_likelihood))
-
-    def save_netcdf(self, path: str | Path) -> Path:
-        """Write the InferenceData with spec, priors, data hash, seed and versions attached."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return save_with_attributes(self.idata, path, self.attributes())
+    def extra_attributes(self) -> dict[str, Any]:
+        """The log marginal likelihood, beside the common provenance."""
+        return {"log_marginal_likelihood": repr(self.log_marginal_likelihood)}
 
 
 def fit_bayes_threshold(
@@ -438,15 +408,10 @@ def fit_bayes_threshold(
         "negligible_log_ratio": NEGLIGIBLE,
         "profile_thresholds": [float(stats.grid[j]) for j in profile["configs"][profile["best"]]],
     }
-    fit = BayesThresholdFit(
-        idata=idata, spec=spec, priors=resolved.describe(["slope", "sigma"]),
-        data_hash=stats.data_hash, seed=seed, versions=package_versions(),
-        wall_times={key: round(value, 4) for key, value in times.items()},
-        grid=stats.grid, threshold_probability=recovered["probability"],
-        log_marginal_likelihood=log_ml,
-    )
-    idata.posterior.attrs.update(fit.attributes())
-    return fit
+    return BayesThresholdFit.record(
+        idata, spec=spec, priors=resolved.describe(["slope", "sigma"]),
+        data_hash=stats.data_hash, seed=seed, times=times, grid=stats.grid,
+        threshold_probability=recovered["probability"], log_marginal_likelihood=log_ml)
 
 
 

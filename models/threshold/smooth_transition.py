@@ -28,15 +28,13 @@ from __future__ import annotations
 import math
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from models.bayes.convergence import ConvergenceChecked
-from models.bayes.provenance import package_versions, provenance_attributes, save_with_attributes
+from models.bayes.fit import PosteriorFit
 from models.bayes.sampler import run_nutpie
 from models.bayes.summary import HDI_PROB, summary_row
 from models.threshold.data import prepare_threshold_data, threshold_log_prior
@@ -48,48 +46,28 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @dataclass(frozen=True, eq=False)
-class SmoothTransitionFit(ConvergenceChecked):
+class SmoothTransitionFit(PosteriorFit):
     """Posterior of the PSTR model: ``slope`` (by ``coef``), ``sigma``, ``gamma`` (smoothness),
     ``log_gamma`` and ``location`` (c); log likelihood per transformed row and log prior."""
 
-    idata: Any
-    spec: dict[str, Any]
-    priors: dict[str, dict[str, str]]
-    data_hash: str
-    seed: int
-    versions: dict[str, str]
-    wall_times: dict[str, float]
-    _tidy_cache: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def divergences(self) -> int:
-        stats = self.idata.sample_stats
-        return int(stats["diverging"].sum()) if "diverging" in stats else 0
+    model_name: ClassVar[str] = "bayes_smooth_transition"
 
     def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """Slopes, ``location`` (c), ``gamma``, ``log_gamma`` and ``sigma``: posterior mean, sd,
         94% HDI, prob_positive, r_hat, bulk ESS (every term is reported; ``auxiliary`` is
         accepted for the common fit interface)."""
-        if "tidy" not in self._tidy_cache:
-            posterior = self.idata.posterior
-            entries = [(term, posterior["slope"].sel(coef=term).values)
-                       for term in self.spec["terms"]]
-            entries += [(name, posterior[name].values)
-                        for name in ("location", "gamma", "log_gamma", "sigma")]
-            self._tidy_cache["tidy"] = pd.DataFrame([
-                summary_row(term, draws, self.spec["n_obs"], self.divergences, HDI_PROB)
-                for term, draws in entries])
-        return self._tidy_cache["tidy"].copy()
+        return super().tidy(True)
 
-    def attributes(self) -> dict[str, str]:
-        """Provenance as netCDF-safe attributes (:func:`models.bayes.provenance.
-        provenance_attributes`)."""
-        return provenance_attributes("bayes_smooth_transition", self.spec, self.priors,
-                                     self.data_hash, self.seed, self.versions, self.wall_times)
+    def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
+        posterior = self.idata.posterior
+        entries = [(term, posterior["slope"].sel(coef=term).values)
+                   for term in self.spec["terms"]]
+        entries += [(name, posterior[name].values)
+                    for name in ("location", "gamma", "log_gamma", "sigma")]
+        return pd.DataFrame([
+            summary_row(term, draws, self.spec["n_obs"], self.divergences, HDI_PROB)
+            for term, draws in entries])
 
-    def save_netcdf(self, path: str | Path) -> Path:
-        """Write the InferenceData with spec, priors, data hash, seed and versions attached."""
-        return save_with_attributes(self.idata, path, self.attributes())
 
 
 def transition(q: np.ndarray, gamma: float, location: float, scale: float) -> np.ndarray:
@@ -227,7 +205,5 @@ def fit_smooth_transition(
     prior_record["log_gamma"] = {"prior": f"normal({log_gamma_mu:.6g}, {log_gamma_sd:.6g})",
                                  "source": "default"}
     prior_record["location"] = {"prior": f"uniform({low:.6g}, {high:.6g})", "source": "default"}
-    return SmoothTransitionFit(idata=idata, spec=spec, priors=prior_record,
-                               data_hash=stats.data_hash, seed=seed,
-                               versions=package_versions(),
-                               wall_times={k: round(v, 4) for k, v in times.items()})
+    return SmoothTransitionFit.record(idata, spec=spec, priors=prior_record,
+                                      data_hash=stats.data_hash, seed=seed, times=times)
