@@ -1,9 +1,8 @@
 """Time the double-threshold fit with 300 + 300 bootstraps on Hansen's (1999) data.
 
-Runs this project's estimator (``models.threshold.hansen``) and, when it is installed, pyxthreg 0.0.3 in
-the same process, and prints both times, their ratio, and both sets of thresholds and bootstrap
-p-values beside Hansen's published Table 2/3 values.
-
+Runs this project's estimator (``models.threshold.hansen``) and, when it is installed, pyxthreg
+0.0.3 in the same process, and prints both times, their ratio, and both sets of thresholds and
+bootstrap p-values beside Hansen's published Table 2/3 values.
     python benchmarks/bench_threshold.py [--boot 300] [--repeats 3]
 
 The two programs do not bootstrap alike: ours resamples whole units' residual vectors and

@@ -1,8 +1,8 @@
 """The priors a user gives a run: one TOML file and command-line overrides for every model.
 
 A study mixes model families, each with its own prior roles: the TWFE roles of
-:mod:`models.bayes.priors` (also read by the threshold models), the group sd of partial pooling
-(:mod:`models.heterogeneity.bayes`) and the first stage and error correlation of IV
+:mod:`models.bayes.panel_priors` (also read by the threshold models), the group sd of
+partial pooling (:mod:`models.heterogeneity.bayes`) and the first stage and error correlation of IV
 (:mod:`models.iv.bayes`). The user writes them in one place; :func:`read_prior_entries` checks
 every entry against the family it belongs to before anything is fitted, and
 :func:`priors_for` hands each family only its own roles, so that no family's parser needs to
@@ -15,14 +15,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from models.bayes.priors import ROLES, PriorSpecError, read_prior_table
+from models.bayes.panel_priors import ROLES
+from models.bayes.priors import PriorSpecError, read_prior_table
 
 FAMILIES = ("panel", "heterogeneity", "iv")
 
 
 def family_roles() -> dict[str, tuple[str, ...]]:
     """The prior roles each model family reads (``panel``: TWFE and threshold models)."""
-    from models.heterogeneity.bayes import GROUP_SD_ROLE
+    from models.heterogeneity.priors import GROUP_SD_ROLE
     from models.iv.bayes import IV_ROLES
 
     return {"panel": ROLES, "heterogeneity": (*ROLES, GROUP_SD_ROLE), "iv": IV_ROLES}
@@ -51,7 +52,7 @@ def priors_for(priors: Any, family: str) -> Any:
 
 
 def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
-    """Every prior of a TOML file (as :func:`models.bayes.priors.load_priors_toml` reads it)
+    """Every prior of a TOML file (as :func:`models.bayes.panel_priors.load_priors_toml` reads it)
     and the command-line ``name=family(...)`` overrides on top, as one mapping: the TWFE roles,
     ``group_sd`` (partial pooling), ``first_stage``, ``first_stage_sigma`` and ``rho`` (IV).
 
@@ -62,7 +63,7 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     PriorSpecError
         Naming the file and key (or the override text) of an unknown role or invalid prior.
     """
-    from models.heterogeneity.bayes import HeterogeneityPriors
+    from models.heterogeneity.priors import HeterogeneityPriors
     from models.iv.bayes import IVPriors
 
     entries: dict[str, Any] = {}

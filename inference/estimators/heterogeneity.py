@@ -54,7 +54,8 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
         frame, spec.outcome, list(spec.regressors), group, unit=effects[0],
         time=effects[1] if len(effects) == 2 else None, focal=_focal(spec),
         vary_controls=bool(options.get("vary_controls")), groups=options.get("groups"),
-        priors=settings.priors_for("heterogeneity"), parametrisation=str(options.get("parametrisation", "auto")),
+        priors=settings.priors_for("heterogeneity"),
+        parametrisation=str(options.get("parametrisation", "auto")),
         seed=settings.seed, **settings.sampling, **extra,
     )
     tidy = fit.tidy(auxiliary=False)

@@ -40,8 +40,8 @@ Priors
 ------
 rho: (rho + 1) / 2 ~ Beta(eta, eta), which is exactly the LKJ(eta) distribution of a 2 x 2
 correlation matrix (default eta = 2: mild preference for |rho| < 1; eta = 1 is uniform on
-(-1, 1)). Slopes follow the data-scaled rule of :mod:`models.bayes.priors` on the within scale:
-beta ~ N(0, 2.5 s_y / s_w(x)), gamma_c ~ N(0, 2.5 s_y / s_w(w_c)), pi_j ~ N(0, 2.5 s_x /
+(-1, 1)). Slopes follow the data-scaled rule of :mod:`models.bayes.panel_priors` on the within
+scale: beta ~ N(0, 2.5 s_y / s_w(x)), gamma_c ~ N(0, 2.5 s_y / s_w(w_c)), pi_j ~ N(0, 2.5 s_x /
 s_w(z_j)), delta_c ~ N(0, 2.5 s_x / s_w(w_c)), s_u ~ halfnormal(s_y), s_v ~ halfnormal(s_x),
 with s_y, s_x the sds of y and x. Roles for overrides (``ROLE=DIST`` strings or a mapping):
 ``slope`` / ``slope.<name>`` (outcome equation: beta and gamma), ``first_stage`` /
@@ -62,13 +62,8 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
-from models.bayes.priors import (
-    DEFAULT_SCALE_MULTIPLIER,
-    PanelPriors,
-    Prior,
-    PriorSpecError,
-    prior_from_value,
-)
+from models.bayes.panel_priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors
+from models.bayes.priors import Prior, PriorSpecError, prior_from_value
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
 from models.panel.design import prepare_panel

@@ -115,7 +115,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
-from models.bayes.priors import PanelPriors
+from models.bayes.panel_priors import PanelPriors
 from models.bayes.sampler import SAMPLERS, sample_model
 from models.bayes.summary import summary_row
 from models.panel.collapsed import (
@@ -253,7 +253,7 @@ def fit_bayes_twfe(
     outcome, regressors, unit, time : str
         Column names; ``time=None`` gives unit effects only.
     priors : PanelPriors, dict or sequence of str, optional
-        Overrides of the data-scaled defaults (:mod:`models.bayes.priors`).
+        Overrides of the data-scaled defaults (:mod:`models.bayes.panel_priors`).
     likelihood : {"normal", "student_t", "negbin"}
     draws, tune, chains, seed : int
     sampler : {"nutpie", "pymc", "numpyro"}

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from models.bayes.priors import PanelPriors
+from models.bayes.panel_priors import PanelPriors
 from models.bayes.sampler import run_nutpie
 
 # The configurable priors recorded in ``log_prior`` (what power-scaling perturbs).

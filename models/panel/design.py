@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.bayes.priors import DataScales
+from models.bayes.panel_priors import DataScales
 
 # Parameter names of the Bayesian panel models: an outcome column may not take one of them.
 MODEL_NAMES = (
@@ -81,7 +81,7 @@ class PanelDesign:
         return demean(self.y[:, None], self.unit_idx, self.time_idx)[:, 0]
 
     def scales(self, link: str) -> DataScales:
-        """Summaries that set the default prior scales (see :mod:`models.bayes.priors`)."""
+        """Summaries that set the default prior scales (see :mod:`models.bayes.panel_priors`)."""
         return DataScales(
             regressors=self.regressors,
             y_mean=float(self.y.mean()),

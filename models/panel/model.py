@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.bayes.priors import PanelPriors, vector_prior
+from models.bayes.panel_priors import PanelPriors, vector_prior
 from models.panel.collapsed import CollapsedStats, pack_stats
 from models.panel.collapsed_op import collapsed_normal_logp_fused
 from models.panel.design import PanelDesign

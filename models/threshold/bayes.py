@@ -145,7 +145,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from models.bayes.fit import PosteriorFit
-from models.bayes.priors import PanelPriors
+from models.bayes.panel_priors import PanelPriors
 from models.bayes.summary import HDI_PROB
 from models.threshold.data import (
     DEFAULT_GRID_SIZE,
@@ -313,7 +313,7 @@ def fit_bayes_threshold(
     threshold_prior
         ``"uniform"``, ``"uniform_value"`` or weights per candidate.
     priors
-        Slope and sigma priors (:class:`models.bayes.priors.PanelPriors`, a mapping or
+        Slope and sigma priors (:class:`models.bayes.panel_priors.PanelPriors`, a mapping or
         ``role=family(...)`` strings).
     draws, tune, chains, seed, progressbar, target_accept
         nutpie settings (``target_accept`` None: nutpie's default, 0.8).

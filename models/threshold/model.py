@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from models.bayes.priors import PanelPriors
+from models.bayes.panel_priors import PanelPriors
 from models.bayes.sampler import run_nutpie
 from models.threshold.data import ThresholdData
 from models.threshold.op import marginal_loglik_tensor

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy.special import logsumexp
 
-from models.bayes.priors import PanelPriors
+from models.bayes.panel_priors import PanelPriors
 from models.threshold.data import ThresholdData
 from models.threshold.kernels import conditional_draws, pointwise_loglik_draws
 from models.threshold.likelihood import (

@@ -1,9 +1,9 @@
 """Priors of the slopes and sigma of the Bayesian threshold model.
 
-Defaults come from :mod:`models.bayes.priors` scaled to the data: slope ~ normal(0, 2.5 sd(y) /
-sd(transformed regressor)) for every term, sigma as the project's default. The log densities
-are available as PyTensor expressions (inside the PyMC model) and as numpy functions (the
-``log_prior`` group written after sampling).
+Defaults come from :mod:`models.bayes.panel_priors` scaled to the data: slope ~ normal(0, 2.5
+sd(y) / sd(transformed regressor)) for every term, sigma as the project's default. The log
+densities are available as PyTensor expressions (inside the PyMC model) and as numpy functions
+(the ``log_prior`` group written after sampling).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.bayes.priors import DataScales, PanelPriors
+from models.bayes.panel_priors import DataScales, PanelPriors
 from models.threshold.data import ThresholdData
 
 
 def resolve_slope_priors(priors, stats: ThresholdData, k: int) -> PanelPriors:
-    """Merge user priors with the data-scaled defaults of :mod:`models.bayes.priors`.
+    """Merge user priors with the data-scaled defaults of :mod:`models.bayes.panel_priors`.
 
     Roles used: ``slope`` (per term, e.g. ``slope.CF_regime1``) and ``sigma``. The default
     slope prior is normal(0, 2.5 sd(y) / sd(transformed regressor)); the regime slopes use the

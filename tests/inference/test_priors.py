@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from inference.priors import priors_for, read_prior_entries
-from models.bayes.priors import PanelPriors, PriorSpecError
-from models.heterogeneity.bayes import HeterogeneityPriors
+from models.bayes.panel_priors import PanelPriors
+from models.bayes.priors import PriorSpecError
+from models.heterogeneity.priors import HeterogeneityPriors
 from models.iv.bayes import IVPriors
 
 PRIORS_TOML = """

@@ -21,13 +21,10 @@ import pytest
 
 from inference.registry import Spec
 from models.bayes.priors import Prior, PriorSpecError
-from models.heterogeneity.bayes import (
-    HeterogeneityPriors,
-    choose_parametrisation,
-    fit_bayes_heterogeneity,
-    prepare_heterogeneity,
-)
+from models.heterogeneity.bayes import fit_bayes_heterogeneity
 from models.heterogeneity.interacted import build_group_design, fit_interacted_twfe
+from models.heterogeneity.model import choose_parametrisation, prepare_heterogeneity
+from models.heterogeneity.priors import HeterogeneityPriors
 
 TRUE_SLOPES = {"east": 0.5, "central": 0.2, "west": -0.1}
 TRUE_CONTROL = 0.4
@@ -178,11 +175,11 @@ def test_model_log_density_equals_brute_force(panel):
     the group slopes with mu integrated out, at an arbitrary parameter point."""
     from scipy import stats
 
-    from models.heterogeneity.bayes import _resolve, build_heterogeneity_model
+    from models.heterogeneity.model import build_heterogeneity_model, resolve_priors
 
     design = prepare_heterogeneity(panel, "y", ["x", "w"], "region", "unit", "year",
                                    groups=list(TRUE_SLOPES))
-    resolved, between, tau, _ = _resolve(HeterogeneityPriors.parse(None), design)
+    resolved, between, tau, _ = resolve_priors(HeterogeneityPriors.parse(None), design)
     model = build_heterogeneity_model(design, resolved, between, tau, "centred")
     rng = np.random.default_rng(0)
     point = {
@@ -224,11 +221,11 @@ def test_parametrisation_rule_follows_the_information_in_the_data():
     assert choose_parametrisation(weak, normal) == "non_centred"
     assert choose_parametrisation(strong, [Prior.of("studentt", 3, 0, 1)]) == "non_centred"
     # With the resolved priors (normal by default) the slopes are integrated out.
-    from models.heterogeneity.bayes import _resolve
+    from models.heterogeneity.model import resolve_priors
 
-    resolved = _resolve(HeterogeneityPriors.parse(None), weak)[0]
+    resolved = resolve_priors(HeterogeneityPriors.parse(None), weak)[0]
     assert choose_parametrisation(weak, normal, resolved) == "collapsed"
-    student = _resolve(HeterogeneityPriors.parse(["slope.x=studentt(3, 0, 1)"]), weak)[0]
+    student = resolve_priors(HeterogeneityPriors.parse(["slope.x=studentt(3, 0, 1)"]), weak)[0]
     assert choose_parametrisation(weak, normal, student) == "non_centred"
 
 

@@ -17,7 +17,8 @@ import pandas as pd
 import pyfixest as pf
 import pytest
 
-from models.bayes.priors import Prior, PriorSpecError, load_priors_toml, parse_prior_override
+from models.bayes.panel_priors import load_priors_toml, parse_prior_override
+from models.bayes.priors import Prior, PriorSpecError
 from models.panel.bayes import conjugate_twfe_draws, fit_bayes_twfe, resolve_priors
 from models.panel.design import prepare_panel
 
