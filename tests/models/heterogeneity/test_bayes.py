@@ -230,15 +230,21 @@ def test_parametrisation_rule_follows_the_information_in_the_data():
 
 
 @pytest.mark.slow
-def test_non_centred_fit_recovers_weakly_separated_groups():
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_non_centred_fit_recovers_weakly_separated_groups(seed):
     """Noisy data, nearly equal groups and a prior that expects small differences (the funnel
-    regime of the centred form): the non-centred form pools, covers the truth and mixes."""
+    regime of the centred form): the non-centred form pools, covers the truth and mixes.
+
+    Convergence must not rest on one seed's luck. With 4 x 500 draws at target acceptance
+    0.95, R-hat of year_sd reached 1.013 on seed 4 and divergences appeared on others; at
+    4 x 1,000 draws and 0.99, ten seeds (0-9) gave R-hat at most 1.0071, bulk ESS at least
+    644 and no divergence, so three seeds are checked here with that margin."""
     slopes = {"a": 0.25, "b": 0.2, "c": 0.15}
     frame = simulate_panel(seed=5, slopes=slopes, noise_sd=4.0)
     fit = fit_bayes_heterogeneity(frame, "y", ["x", "w"], "region", "unit", "year",
                                   priors=["group_sd=halfnormal(0.1)"],
-                                  parametrisation="non_centred", target_accept=0.95, seed=4,
-                                  **FAST)
+                                  parametrisation="non_centred", target_accept=0.99, seed=seed,
+                                  draws=1000, tune=1000, chains=4)
     table = fit.tidy().set_index("term")
     for g, truth in slopes.items():
         assert table.loc[f"x[{g}]", "ci_low"] < truth < table.loc[f"x[{g}]", "ci_high"]
