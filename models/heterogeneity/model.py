@@ -157,7 +157,7 @@ def choose_parametrisation(design: HeterogeneityDesign, mean_priors: Sequence[Pr
     so the two group slopes are correlated 0.9 in the likelihood), 4 x 1,000 draws: the
     centred form gave bulk ESS 410 and 0-20 divergences, the non-centred 120-790 divergences,
     a low-rank mass matrix did not remove them; the collapsed form gives none (see
-    ``tests/test_bayes_heterogeneity.py``).
+    ``tests/models/heterogeneity/test_bayes.py``).
 
     Without normal priors the rule compares, per varying regressor, the largest classical
     standard error of the interacted within (TWFE) estimates of beta_g with the sd of those
