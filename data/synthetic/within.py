@@ -1,5 +1,6 @@
-r"""Two-way within (TWFE) transformation and slopes on a balanced panel, used by the generators
-to calibrate their panels and record pseudo-true slopes.
+r"""Two-way within (TWFE) transformation and slopes, used by the generators to calibrate their
+panels and record pseudo-true slopes: closed form on a balanced panel, alternating projections
+on an unbalanced one.
 
 :math:`\tilde v_{it} = v_{it} - \bar v_{i\cdot} - \bar v_{\cdot t} + \bar v`, then
 :math:`\hat b = (\tilde X'\tilde X)^{-1}\tilde X'\tilde y`; equal to the slopes of
@@ -9,6 +10,7 @@ to calibrate their panels and record pseudo-true slopes.
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def two_way_demean(values: np.ndarray, unit: np.ndarray, time: np.ndarray) -> np.ndarray:
@@ -45,3 +47,52 @@ def within_slopes(
                         np.unique(unit, return_inverse=True)[1]))
     demeaned = demeaned[order]
     return np.linalg.lstsq(demeaned[:, 1:], demeaned[:, 0], rcond=None)[0]
+
+
+def alternating_demean(matrix: np.ndarray, city: np.ndarray, year: np.ndarray, tol: float = 1e-13):
+    """Two-way within transformation by alternating projections (exact for unbalanced panels)."""
+    out = np.array(matrix, dtype=float, copy=True)
+    if out.ndim == 1:
+        out = out[:, None]
+    n_city, n_year = city.max() + 1, year.max() + 1
+    city_n = np.bincount(city, minlength=n_city)[:, None]
+    year_n = np.bincount(year, minlength=n_year)[:, None]
+    for _ in range(10_000):
+        city_mean = np.zeros((n_city, out.shape[1]))
+        np.add.at(city_mean, city, out)
+        out -= (city_mean / city_n)[city]
+        year_mean = np.zeros((n_year, out.shape[1]))
+        np.add.at(year_mean, year, out)
+        shift = (year_mean / year_n)[year]
+        out -= shift
+        if np.abs(shift).max() < tol:
+            break
+    return out
+
+
+def codes(values: pd.Series) -> np.ndarray:
+    """Integer codes 0..n-1 of ``values`` in sorted order."""
+    return pd.factorize(values, sort=True)[0]
+
+
+def within_columns(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """``columns`` of a city-year ``frame``, two-way demeaned by alternating projections."""
+    return alternating_demean(frame[columns].to_numpy(float), codes(frame["city"]),
+                              codes(frame["year"]))
+
+
+def cluster_parts(x_within: np.ndarray, cluster: np.ndarray):
+    """Return the row of (X'X)^-1 X' for the first regressor and the CR1 factor."""
+    n, k = x_within.shape
+    bread = np.linalg.inv(x_within.T @ x_within)
+    loading = x_within @ bread[:, 0]
+    groups = cluster.max() + 1
+    factor = groups / (groups - 1) * (n - 1) / (n - k)
+    return loading, factor
+
+
+def twfe_first_coef(frame: pd.DataFrame, outcome: np.ndarray, regressors: list[str]) -> float:
+    """The first regressor's TWFE slope of ``outcome`` on ``regressors`` (city and year)."""
+    x_w = within_columns(frame, regressors)
+    y_w = alternating_demean(outcome, codes(frame["city"]), codes(frame["year"]))[:, 0]
+    return float(np.linalg.lstsq(x_w, y_w, rcond=None)[0][0])

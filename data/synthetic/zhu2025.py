@@ -100,7 +100,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from data.measures.shift_share import (
     FIRM_UNIT,
@@ -109,12 +108,24 @@ from data.measures.shift_share import (
     growth_weighted_measure,
     shift_share_measure,
 )
+from data.synthetic.within import (
+    alternating_demean,
+    cluster_parts,
+    codes,
+    twfe_first_coef,
+    within_columns,
+)
+from data.synthetic.zhu2025_events import (
+    NET_PUBLISHED,
+    POLICY_YEAR,
+    PRINTED_YEARS,
+    REFERENCE_YEAR,
+    add_event_counts,
+)
 
 DEFAULT_SEED = 20250402
 FILES_DIR = Path(__file__).resolve().parent.parent / "files" / "zhu2025"
 YEARS = np.arange(2010, 2021)
-REFERENCE_YEAR = 2015
-POLICY_YEAR = 2016
 REGION_SIZES = {"east": 100, "central": 80, "west": 80}
 REGION_PROVINCES = {"east": 11, "central": 8, "west": 11}
 REGION_MEAN = {"east": 0.4, "central": 0.0, "west": -0.4}
@@ -168,90 +179,6 @@ OUTCOME_LEVELS = {
 }
 AR_RHO = 0.5
 HIGH_INCOME_SLOPE_RATIO = 1.5
-
-# Tables 5-6: published Treat x year paths (before5..before2, current, after1..after3).
-EVENT_PUBLISHED = {
-    "ai_entries": (
-        [-0.056, -0.091, -0.053, -0.001, -0.045, -0.123, -0.112, -0.174],
-        [0.068] * 8,
-        "5",
-        "1",
-    ),
-    "ai_exits": (
-        [0.013, 0.004, 0.007, 0.007, 0.019, 0.089, 0.171, 0.233],
-        [0.053] * 8,
-        "5",
-        "2",
-    ),
-    "ai_inv_apps": (
-        [0.135, 0.069, -0.079, -0.157, -0.237, -0.312, -0.290, -0.206],
-        [0.093] * 7 + [0.092],
-        "6",
-        "1",
-    ),
-    "ai_inv_grants": (
-        [-0.054, 0.010, 0.002, -0.016, -0.074, -0.102, -0.036, -0.060],
-        [0.039, 0.038, 0.037, 0.036, 0.034, 0.034, 0.033, 0.034],
-        "6",
-        "2",
-    ),
-}
-NET_PUBLISHED = [-0.054, -0.089, -0.047, 0.001, -0.036, -0.110, -0.124, -0.285]
-PRINTED_YEARS = [2011, 2012, 2013, 2014, 2016, 2017, 2018, 2019]
-# NegBin: a_Y, b_Y (on ln(1 + ai_2020)), s_Y (city noise), size r_Y, year slope,
-# post-2016 jump, loading on z
-EVENT_LEVELS = {
-    "ai_entries": (0.4, 0.45, 1.2, 20.0, 0.06, 0.25, 0.6),
-    "ai_exits": (-1.7, 0.30, 0.4, 5.0, 0.10, 0.20, 0.2),
-    "ai_inv_apps": (-0.5, 1.10, 0.5, 5.0, 0.10, 0.20, 0.3),
-    "ai_inv_grants": (-1.3, 1.10, 0.5, 5.0, 0.12, 0.20, 0.3),
-}
-
-
-# --------------------------------------------------------------------------- estimation helpers
-def _demean(matrix: np.ndarray, city: np.ndarray, year: np.ndarray, tol: float = 1e-13):
-    """Two-way within transformation by alternating projections (exact for unbalanced panels)."""
-    out = np.array(matrix, dtype=float, copy=True)
-    if out.ndim == 1:
-        out = out[:, None]
-    n_city, n_year = city.max() + 1, year.max() + 1
-    city_n = np.bincount(city, minlength=n_city)[:, None]
-    year_n = np.bincount(year, minlength=n_year)[:, None]
-    for _ in range(10_000):
-        city_mean = np.zeros((n_city, out.shape[1]))
-        np.add.at(city_mean, city, out)
-        out -= (city_mean / city_n)[city]
-        year_mean = np.zeros((n_year, out.shape[1]))
-        np.add.at(year_mean, year, out)
-        shift = (year_mean / year_n)[year]
-        out -= shift
-        if np.abs(shift).max() < tol:
-            break
-    return out
-
-
-def _codes(values: pd.Series) -> np.ndarray:
-    return pd.factorize(values, sort=True)[0]
-
-
-def _within(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    return _demean(frame[columns].to_numpy(float), _codes(frame["city"]), _codes(frame["year"]))
-
-
-def _cluster_parts(x_within: np.ndarray, cluster: np.ndarray):
-    """Return the row of (X'X)^-1 X' for the first regressor and the CR1 factor."""
-    n, k = x_within.shape
-    bread = np.linalg.inv(x_within.T @ x_within)
-    loading = x_within @ bread[:, 0]
-    groups = cluster.max() + 1
-    factor = groups / (groups - 1) * (n - 1) / (n - k)
-    return loading, factor
-
-
-def _twfe_first_coef(frame: pd.DataFrame, outcome: np.ndarray, regressors: list[str]) -> float:
-    x_w = _within(frame, regressors)
-    y_w = _demean(outcome, _codes(frame["city"]), _codes(frame["year"]))[:, 0]
-    return float(np.linalg.lstsq(x_w, y_w, rcond=None)[0][0])
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -319,83 +246,6 @@ def _ai_firm_paths(rng: np.random.Generator, cities: pd.DataFrame) -> np.ndarray
     return np.concatenate(paths).astype(float)
 
 
-def _event_year_effects(year: np.ndarray, path: dict[int, float]) -> np.ndarray:
-    return np.array([path.get(int(y), 0.0) for y in year])
-
-
-def _full_path(printed: list[float]) -> dict[int, float]:
-    path = dict(zip(PRINTED_YEARS, printed, strict=True))
-    path[2010] = path[2011]
-    path[2020] = path[2019]
-    path[REFERENCE_YEAR] = 0.0
-    return path
-
-
-def _expected_log1p(mean: np.ndarray, size: float) -> np.ndarray:
-    """E[ln(1 + Y)] for Y ~ NegBin(mean, size), summed over the pmf in chunks of similar mean."""
-    out = np.empty(mean.size)
-    order = np.argsort(mean)
-    for chunk in np.array_split(order, 16):
-        p = size / (size + mean[chunk])
-        top = int(stats.nbinom.ppf(1 - 1e-12, size, p.min())) + 2
-        support = np.arange(top + 1)
-        pmf = stats.nbinom.pmf(support[None, :], size, p[:, None])
-        out[chunk] = pmf @ np.log1p(support)
-    return out
-
-
-def _treat_path_estimand(frame: pd.DataFrame, values: np.ndarray) -> np.ndarray:
-    """TWFE coefficients of ``values`` on Treat x year (2015 omitted), city and year effects."""
-    years = [y for y in YEARS if y != REFERENCE_YEAR]
-    dummies = np.column_stack(
-        [(frame["year"].to_numpy() == y) * frame["treat"].to_numpy() for y in years]
-    ).astype(float)
-    city, year = _codes(frame["city"]), _codes(frame["year"])
-    x_w = _demean(dummies, city, year)
-    y_w = _demean(values, city, year)[:, 0]
-    coef = np.linalg.lstsq(x_w, y_w, rcond=None)[0]
-    return coef
-
-
-def _calibrate_event(frame: pd.DataFrame, name: str) -> dict:
-    """Solve theta_t so that the TWFE projection of E[ln(1+Y)] equals the published path."""
-    a, b, s, size, slope, jump, z_loading = EVENT_LEVELS[name]
-    years = [y for y in YEARS if y != REFERENCE_YEAR]
-    target_path = _full_path(EVENT_PUBLISHED[name][0])
-    target = np.array([target_path[y] for y in years])
-    base = (
-        a
-        + b * np.log1p(frame["ai_2020"].to_numpy())
-        + z_loading * frame["z"].to_numpy()
-        + s * frame["u_" + name].to_numpy()
-        + slope * (frame["year"].to_numpy() - REFERENCE_YEAR)
-        + jump * (frame["year"].to_numpy() >= POLICY_YEAR)
-    )
-    treat = frame["treat"].to_numpy()
-    theta = target.copy()
-    step = np.full(theta.size, 1.0)
-    for _ in range(30):
-        path = dict(zip(years, theta, strict=True))
-        log_mean = base + treat * _event_year_effects(frame["year"].to_numpy(), path)
-        implied = _treat_path_estimand(frame, _expected_log1p(np.exp(log_mean), size))
-        gap = target - implied
-        if np.abs(gap).max() < 1e-7:
-            break
-        bumped = dict(zip(years, theta + 0.01, strict=True))
-        log_bumped = base + treat * _event_year_effects(frame["year"].to_numpy(), bumped)
-        slope_est = (
-            _treat_path_estimand(frame, _expected_log1p(np.exp(log_bumped), size)) - implied
-        ) / 0.01
-        step = np.where(np.abs(slope_est) > 1e-6, slope_est, 1.0)
-        theta = theta + gap / step
-    return {
-        "log_mean_base": base,
-        "theta": dict(zip(years, theta, strict=True)),
-        "implied_path": dict(zip(years, implied, strict=True)),
-        "size": size,
-    }
-
-
 def _ar1(rng: np.random.Generator, n_city: int) -> np.ndarray:
     shocks = rng.normal(size=(n_city, YEARS.size))
     e = np.empty_like(shocks)
@@ -436,17 +286,17 @@ def _calibrate_outcome(
         part = frame.loc[_sample(frame, PUBLISHED[key][4])]
         mask = _sample(frame, PUBLISHED[key][4])
         for col, basis in enumerate(bases):
-            matrix[row, col] = _twfe_first_coef(part, basis[mask], _column_regressors(key))
+            matrix[row, col] = twfe_first_coef(part, basis[mask], _column_regressors(key))
     target = np.array([PUBLISHED[key][0] for key in columns])
     theta = np.linalg.solve(matrix, target)
     signal = np.column_stack(bases) @ theta
     # sigma from the clustered SE of the first (firm) column: Var = f * sum_g (alpha_g + s beta_g)^2
     key = columns[0]
-    x_w = _within(frame, _column_regressors(key))
-    city = _codes(frame["city"])
-    loading, factor = _cluster_parts(x_w, city)
-    resid_signal = _demean(signal + structural_rest, city, _codes(frame["year"]))[:, 0]
-    resid_noise = _demean(noise, city, _codes(frame["year"]))[:, 0]
+    x_w = within_columns(frame, _column_regressors(key))
+    city = codes(frame["city"])
+    loading, factor = cluster_parts(x_w, city)
+    resid_signal = alternating_demean(signal + structural_rest, city, codes(frame["year"]))[:, 0]
+    resid_noise = alternating_demean(noise, city, codes(frame["year"]))[:, 0]
     hat = x_w @ np.linalg.lstsq(x_w, np.column_stack([resid_signal, resid_noise]), rcond=None)[0]
     u_signal = resid_signal - hat[:, 0]
     u_noise = resid_noise - hat[:, 1]
@@ -547,33 +397,7 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
         2,
     )
 
-    # Event-study counts (Tables 5-6); each outcome its own stream and city noise.
-    event_truth = {}
-    for i, name in enumerate(EVENT_LEVELS):
-        frame["u_" + name] = np.repeat(streams[4].normal(size=n_city), YEARS.size)
-        fit = _calibrate_event(frame, name)
-        years = frame["year"].to_numpy()
-        log_mean = fit["log_mean_base"] + frame["treat"].to_numpy() * _event_year_effects(
-            years, fit["theta"]
-        )
-        mean = np.exp(log_mean)
-        draw_rng = np.random.default_rng(np.random.SeedSequence([seed, 5, i]))
-        frame[name] = draw_rng.negative_binomial(fit["size"], fit["size"] / (fit["size"] + mean))
-        a, b, s, nb_size, slope, jump, z_loading = EVENT_LEVELS[name]
-        table, column = EVENT_PUBLISHED[name][2], EVENT_PUBLISHED[name][3]
-        event_truth[name] = {
-            "likelihood": "negative binomial, log link, variance mu + mu^2 / size",
-            "a": a,
-            "b_ln1p_ai_2020": b,
-            "z_loading": z_loading,
-            "city_noise_sd": s,
-            "size": nb_size,
-            "year_slope": slope,
-            "post_2016_jump": jump,
-            "theta_log_mean": {str(k): v for k, v in fit["theta"].items()},
-            "path_ln1p": {str(k): v for k, v in fit["implied_path"].items()},
-            "calibrated_from": f"Table {table} column {column} (2010 = 2011, 2020 = 2019)",
-        }
+    event_truth = add_event_counts(frame, streams[4], seed)
     frame["ai_net_entries"] = frame["ai_entries"] - frame["ai_exits"]
 
     # Income groups: 2010 per-capita GDP level implied by the city factors, split at the median.
@@ -596,7 +420,7 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
     noise_free: dict[str, np.ndarray] = {}
     z = frame["z"].to_numpy()
     t = frame["year"].to_numpy() - REFERENCE_YEAR
-    city_idx = _codes(frame["city"])
+    city_idx = codes(frame["city"])
     for j, (name, levels) in enumerate(OUTCOME_LEVELS.items()):
         mu, kappa, tau, city_sd, gamma = levels
         out_rng = np.random.default_rng(np.random.SeedSequence([seed, 6, j]))
@@ -627,7 +451,7 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
         part = frame.loc[mask]
         regressors = _column_regressors(key)
         estimands["/".join(key)] = {
-            "estimand": _twfe_first_coef(part, noise_free[outcome][mask], regressors),
+            "estimand": twfe_first_coef(part, noise_free[outcome][mask], regressors),
             "published": estimate,
             "published_se": se,
             "set_by_calibration": key in calibrated,

@@ -24,6 +24,7 @@ from data.measures.shift_share import (
     shift_share_weight,
 )
 from data.synthetic import zhu2025
+from data.synthetic.zhu2025_events import EVENT_PUBLISHED, PRINTED_YEARS
 from tests.records import assert_records_match
 
 FILES = Path(zhu2025.__file__).resolve().parent.parent / "files" / "zhu2025"
@@ -88,7 +89,7 @@ def test_event_study_recovers_true_entry_path(shipped, truth):
     )
     fit = pf.feols("y ~ i(year, treat, ref=2015) | city + year", data=data, vcov={"CRV1": "city"})
     path = truth["event_study"]["ai_entries"]["path_ln1p"]
-    published = dict(zip(zhu2025.PRINTED_YEARS, zhu2025.EVENT_PUBLISHED["ai_entries"][0]))
+    published = dict(zip(PRINTED_YEARS, EVENT_PUBLISHED["ai_entries"][0]))
     coef, se = fit.coef(), fit.se()
     for year, true_value in path.items():
         name = next(n for n in coef.index if f"::{year}" in n)
