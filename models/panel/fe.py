@@ -84,11 +84,20 @@ def fit_twfe(
     constant
         Also report Stata's ``xtreg, fe`` constant (needs exactly a unit and a period effect).
     """
+    _check_effects(frame, outcome, regressors, effects)
     rhs = " + ".join(regressors)
     formula = f"{outcome} ~ {rhs}" + (f" | {' + '.join(effects)}" if effects else "")
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*singleton.*")
+        # pyfixest drops collinear regressors with a warning; that is refused below instead.
+        warnings.filterwarnings("ignore", message="(?s).*multicollinearity")
         fit = pf.feols(formula, data=frame, vcov=pyfixest_vcov(vcov))
+    dropped = [name for name in regressors if name not in fit.coef().index]
+    if dropped:
+        raise ValueError(
+            f"Regressor(s) {dropped} are collinear with the other regressors or absorbed by the "
+            f"effects {effects} (no variation left after removing them); a model that drops "
+            "them silently would report different numbers, so drop them from the formula.")
     tidy = fit.tidy().reset_index()
     table = pd.DataFrame({
         "term": tidy["Coefficient"].astype(str),
@@ -125,6 +134,27 @@ def fit_twfe(
         r2=r2,
         r2_within=r2_within,
     )
+
+
+def _check_effects(frame: pd.DataFrame, outcome: str, regressors: list[str],
+                   effects: list[str]) -> None:
+    """Refuse a sample on which the absorbed effects cannot be estimated: a missing column, or
+    an effect with fewer than two levels (one unit: the unit effect absorbs every regressor's
+    level and the within estimator has nothing to work with)."""
+    columns = [outcome, *regressors, *(c for e in effects for c in e.split("^"))]
+    missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
+    if missing:
+        raise ValueError(f"Column(s) {missing} not in the data; columns are {list(frame.columns)}.")
+    complete = frame[list(dict.fromkeys(columns))].dropna()
+    if complete.empty:
+        raise ValueError(f"No row has every one of {list(dict.fromkeys(columns))} observed.")
+    for effect in effects:
+        levels = complete.groupby(effect.split("^")).ngroups
+        if levels < 2:
+            raise ValueError(
+                f"The effect {effect!r} has {levels} level in the sample ({len(complete)} rows); "
+                "fixed effects need at least two units (or periods) to leave any within "
+                "variation.")
 
 
 def _reghdfe_constant(frame, outcome, regressors, fit) -> pd.DataFrame:

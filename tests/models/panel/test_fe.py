@@ -70,3 +70,37 @@ def test_constant_with_province_by_year_effects_follows_reghdfe(panel):
     assert ours.loc["Constant", "estimate"] == pytest.approx(expected, abs=1e-10)
     assert np.isnan(ours.loc["Constant", "std_error"])
     assert "reghdfe" in ours.loc["Constant", "note"]
+
+
+def _small_panel(seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"unit": np.repeat(np.arange(20), 5), "year": np.tile(np.arange(5), 20)})
+    frame["x"] = rng.normal(size=len(frame))
+    frame["y"] = 0.5 * frame["x"] + rng.normal(size=len(frame))
+    return frame
+
+
+def test_a_collinear_regressor_is_refused_naming_it():
+    import pytest
+
+    frame = _small_panel()
+    frame["x_twice"] = 2.0 * frame["x"]
+    frame["trend"] = frame["year"] * 0.1  # varies by year only: absorbed by the year effect
+    for extra in ("x_twice", "trend"):
+        with pytest.raises(ValueError, match=f"'{extra}'.*collinear"):
+            fit_twfe(frame, "y", ["x", extra], ["unit", "year"], vcov="iid")
+    # Without it the fit runs, and the estimate is the one a silent drop would have hidden.
+    assert fit_twfe(frame, "y", ["x"], ["unit", "year"]).table["term"].tolist()[0] == "x"
+
+
+def test_one_unit_is_refused_before_the_demeaning():
+    import pytest
+
+    frame = _small_panel()
+    with pytest.raises(ValueError, match="'unit' has 1 level"):
+        fit_twfe(frame[frame["unit"] == 0], "y", ["x"], ["unit", "year"])
+    with pytest.raises(ValueError, match=r"\['nope'\] not in the data"):
+        fit_twfe(frame, "y", ["x", "nope"], ["unit", "year"])
