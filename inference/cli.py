@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, help="your own CSV/Parquet/Stata/Excel panel "
                      "(default: the embedded panel of the study)")
     run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
-    run.add_argument("--seed", type=int, default=20250401, help="fixes all randomness")
+    run.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
+                     "(0 to 2**32 - 1)")
     run.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
     _add_sampling_arguments(run)
     run.add_argument("--frequentist-only", action="store_true", help="no sampling")
@@ -38,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--cluster", help="cluster the frequentist errors by this column "
                      "(default: heteroskedasticity-robust HC1)")
-    fit.add_argument("--seed", type=int, default=20250401, help="fixes all randomness")
+    fit.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
+                     "(0 to 2**32 - 1)")
     fit.add_argument("--likelihood", choices=("normal", "student_t", "negbin"),
                      default="normal", help="Bayesian likelihood (negbin for counts)")
     fit.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
@@ -57,6 +59,17 @@ def _probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{value} must lie strictly between 0 and 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} must lie between 0 and 2**32 - 1 "
+                                         "(the range numpy's generators take)")
     return value
 
 
@@ -82,12 +95,17 @@ def _add_sampling_arguments(command) -> None:
     command.add_argument("--target-accept", type=_probability, dest="target_accept",
                          help="the sampler's target acceptance rate, e.g. 0.95 after "
                          "divergences (default: each model's own)")
+    command.add_argument("--strict", action="store_true",
+                         help="exit with status 3 when a specification was not run or a "
+                         "posterior did not converge")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from inference.runner import RunOptions, run_study, sampling_settings
 
+    trouble: list[str] = []
+    out = None
     try:
         if args.command == "run":
             options = RunOptions(
@@ -96,18 +114,42 @@ def main(argv: list[str] | None = None) -> int:
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
                 target_accept=args.target_accept,
             )
-            run_study(args.study, options)
+            out = args.out or Path("reports") / args.study
+            outcome = run_study(args.study, options)
+            trouble = [*outcome.skipped, *outcome.not_converged]
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 
+            out = args.out
             sampling = sampling_settings(args.quick, args.draws, args.tune, args.chains,
                                          args.target_accept)
-            run_fit(FitRequest(
+            results = run_fit(FitRequest(
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,
                 priors=tuple(args.prior), prior_file=args.prior_file, **sampling,
             ))
+            flagged = results[(results["source"] == "bayesian") & (results["note"] != "")]
+            trouble = [f"{term}: {note}" for term, note in zip(flagged["term"], flagged["note"],
+                                                               strict=True)]
     except (DataError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        _mark_interrupted(out)
+        print(f"interrupted: the run stopped before it finished; {out or 'the output folder'} "
+              "holds only files that were written whole, and run.json there says the run "
+              "did not finish.", file=sys.stderr)
+        return 130
+    if args.strict and trouble:
+        print(f"strict: {len(trouble)} problem(s):", file=sys.stderr)
+        for line in trouble:
+            print(f"  - {line}", file=sys.stderr)
+        return 3
     return 0
+
+
+def _mark_interrupted(out: Path | None) -> None:
+    from inference.outputs import MARKER, finish_run
+
+    if out is not None and (Path(out) / MARKER).exists():
+        finish_run(Path(out), "interrupted")

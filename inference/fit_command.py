@@ -25,6 +25,7 @@ from data.loaders import read_table
 from inference.datasets import Dataset
 from inference.estimators.base import convergence_note
 from inference.formula import PanelFormula, parse_formula
+from inference.outputs import check_output_folder, finish_run, start_run
 from inference.registry import Study
 from inference.results import assemble, result_rows, write_results
 
@@ -89,11 +90,15 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     from models.panel.fe import fit_twfe
 
     formula = parse_formula(request.formula)
+    out = check_output_folder(Path(request.out), [("--data", request.data),
+                                                  ("--priors", request.prior_file)])
+    # Read even with --frequentist-only: a priors file that cannot be read is an error, not
+    # something a later run with sampling would be the first to find.
+    priors = _user_priors(request)
     frame = load_user_panel(request.data, formula, request.cluster)
     label = f"user data: {request.data.name}"
     progress(f"[fit] {label}, {len(frame):,} rows; {request.formula}")
-    out = Path(request.out)
-    out.mkdir(parents=True, exist_ok=True)
+    start_run(out, "fit")
     vcov = f"cluster:{request.cluster}" if request.cluster else "hetero"
     tick = _time.perf_counter()
     frequentist = fit_twfe(frame, formula.outcome, list(formula.regressors),
@@ -107,7 +112,7 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
 
         tick = _time.perf_counter()
         fit = fit_bayes_twfe(frame, formula.outcome, list(formula.regressors), unit=formula.unit,
-                             time=formula.time, priors=_user_priors(request),
+                             time=formula.time, priors=priors,
                              likelihood=request.likelihood, draws=request.draws,
                              tune=request.tune, chains=request.chains, seed=request.seed,
                              target_accept=request.target_accept)
@@ -123,6 +128,8 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     results = assemble(parts, label)
     progress(f"[fit] wrote {write_results(results, out)}")
     _write_report(results, frame, label, request, out, fits)
+    finish_run(out, "complete", not_converged=[p for f in fits.values()
+                                               for p in f.convergence_problems()])
     return results
 
 

@@ -12,6 +12,7 @@ the estimator that needs them.
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,7 @@ class Spec:
         names = [self.outcome, *self.regressors]
         for effect in self.effects:
             names.extend(effect.split("^"))
+        names.extend(_sample_rule_names(self.sample))
         for key in COLUMN_OPTIONS:
             value = self.options.get(key)
             if isinstance(value, str):
@@ -63,6 +65,20 @@ class Spec:
             elif isinstance(value, list):
                 names.extend(v for v in value if isinstance(v, str))
         return list(dict.fromkeys(names))
+
+
+def _sample_rule_names(rule: str | None) -> list[str]:
+    """Column names a ``DataFrame.query`` sample rule reads (``municipality == 0`` ->
+    ``["municipality"]``), so that a spec whose rule needs a missing column is listed as not
+    run instead of failing halfway through the study."""
+    if not rule:
+        return []
+    try:
+        tree = ast.parse(rule.replace("`", ""), mode="eval")
+    except SyntaxError:
+        return []
+    return [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)
+            and node.id not in ("True", "False", "None", "and", "or", "not", "in")]
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from data.published import RESULTS_COLUMNS
+from models.bayes.provenance import write_atomically
 
 RESULT_COLUMNS = list(RESULTS_COLUMNS)
 EXTRA_COLUMNS = ["data_label", "note"]
@@ -49,8 +50,7 @@ def assemble(parts: list[pd.DataFrame], data_label: str) -> pd.DataFrame:
 
 
 def write_results(frame: pd.DataFrame, out_dir: Path) -> Path:
-    """Write ``results.csv`` into ``out_dir`` (created if needed)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.csv"
-    frame.to_csv(path, index=False, float_format="%.12g")
-    return path
+    """Write ``results.csv`` into ``out_dir`` (created if needed), whole or not at all."""
+    return write_atomically(Path(out_dir) / "results.csv",
+                            lambda target: frame.to_csv(target, index=False,
+                                                        float_format="%.12g"))

@@ -16,11 +16,15 @@ from data.published import load_published, published_to_results
 from inference.datasets import Dataset, load_dataset
 from inference.descriptives import moments_table
 from inference.estimators import BAYESIAN, FREQUENTIST, Estimate, Settings
+from inference.outputs import check_output_folder, finish_run, start_run
 from inference.registry import Spec, Study, load_study
 from inference.results import assemble, result_rows, write_results
 from inference.samples import prepare_sample
 
 QUICK_SAMPLING = {"draws": 300, "tune": 300, "chains": 2}
+# What a specification that cannot run on this data raises (a rule of the data, the sample or
+# the model): it is listed as not run with the message, and the rest of the study goes on.
+SPEC_ERRORS = (DataError, ValueError, np.linalg.LinAlgError)
 FULL_SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4}
 
 
@@ -73,6 +77,7 @@ class RunOutcome:
     out_dir: Path
     bayes_fits: dict[str, object] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    not_converged: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
@@ -161,10 +166,12 @@ def run_study(
     """Fit every specification of study ``name`` and write results.csv and index.html."""
     started = time.perf_counter()
     study = load_study(name)
-    out_dir = Path(options.out) if options.out else Path("reports") / name
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = check_output_folder(Path(options.out) if options.out else Path("reports") / name,
+                                  [("--data", options.data), ("--priors", options.prior_file)])
+    priors = _user_priors(options)
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
     dataset = load_dataset(name, options.data, needed)
+    start_run(out_dir, f"run {name}")
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
     dataset = _derive_measures(study, dataset, progress)
 
@@ -175,7 +182,7 @@ def run_study(
                      .assign(column=moments["column"].to_numpy()))
     outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir)
     settings = Settings(seed=options.seed, unit=study.unit, time=study.time, quick=options.quick,
-                        sampling=dict(options.sampling), priors=_user_priors(options),
+                        sampling=dict(options.sampling), priors=priors,
                         out_dir=out_dir, synthetic=dataset.synthetic)
     for index, spec in enumerate(study.specs, start=1):
         prefix = f"[{name}] {index}/{len(study.specs)} table {spec.table} column {spec.column}"
@@ -187,9 +194,14 @@ def run_study(
             outcome.skipped.append(f"{spec.key}: {why}")
             progress(f"{prefix}: skipped ({why})")
             continue
-        sample = prepare_sample(dataset.frame, spec)
         tick = time.perf_counter()
-        estimate = estimator(sample, spec, settings)
+        try:
+            sample = prepare_sample(dataset.frame, spec)
+            estimate = estimator(sample, spec, settings)
+        except SPEC_ERRORS as exc:
+            outcome.skipped.append(f"{spec.key}: not run ({exc})")
+            progress(f"{prefix}: not run ({exc})")
+            continue
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="frequentist"))
         outcome.figures.extend(estimate.figures)
@@ -204,7 +216,12 @@ def run_study(
         tick = time.perf_counter()
         progress(f"{prefix}: sampling the Bayesian counterpart "
                  f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
-        estimate = bayesian(sample, spec, settings)
+        try:
+            estimate = bayesian(sample, spec, settings)
+        except SPEC_ERRORS as exc:
+            outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
+            progress(f"{prefix}: Bayesian counterpart not run ({exc})")
+            continue
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="bayesian"))
         _save_fits(estimate, spec, out_dir)
@@ -212,6 +229,8 @@ def run_study(
         outcome.bayes_fits.update({f"{spec.table}/{spec.column}/{k}": f
                                    for k, f in estimate.fits.items()})
         problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
+        if problems:
+            outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
         status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
         progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
     outcome.results = assemble(parts, dataset.label)
@@ -223,6 +242,7 @@ def run_study(
 
     report = write_report(outcome)
     progress(f"[{name}] wrote {report}")
+    finish_run(out_dir, "complete", not_run=outcome.skipped, not_converged=outcome.not_converged)
     return outcome
 
 

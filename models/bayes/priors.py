@@ -244,6 +244,9 @@ def is_prior_table(value: Any) -> bool:
 
 def read_prior_table(path: Path) -> Mapping[str, Any]:
     """The prior entries of a TOML file: its ``[priors]`` table, or its top level."""
+    if not path.is_file():
+        what = "is a directory, expected a TOML file" if path.is_dir() else "file not found"
+        raise PriorSpecError(f"Prior file {path}: {what}.")
     try:
         content = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

@@ -8,8 +8,9 @@ hold them, and re-loadable with ``arviz.from_netcdf``.
 from __future__ import annotations
 
 import json
+import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +56,33 @@ def provenance_attributes(
     return attrs
 
 
-def save_with_attributes(idata, path: str | Path, attrs: Mapping[str, str]) -> Path:
-    """Write ``idata`` to ``path`` with ``attrs`` on every group; ``idata`` is left unchanged."""
-    import arviz as az
+def write_atomically(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write`` on a temporary file beside ``path``, then rename it to ``path``.
 
+    A run killed mid-write leaves no file under the final name that looks complete and is not
+    (ArviZ opens a truncated netCDF without complaint); the temporary file is removed when
+    ``write`` fails or is interrupted.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def save_with_attributes(idata, path: str | Path, attrs: Mapping[str, str]) -> Path:
+    """Write ``idata`` to ``path`` (atomically) with ``attrs`` on every group; ``idata`` is
+    left unchanged."""
+    import arviz as az
+
     groups = {}
     for group in idata.groups():
         dataset = getattr(idata, group).copy()
         dataset.attrs = {**dataset.attrs, **attrs}
         groups[group] = dataset
-    az.InferenceData(**groups).to_netcdf(str(path))
-    return path
+    return write_atomically(path, lambda target: az.InferenceData(**groups).to_netcdf(
+        str(target)))
