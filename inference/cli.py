@@ -100,8 +100,24 @@ def _add_sampling_arguments(command) -> None:
                          "posterior did not converge")
 
 
+def _quiet_libraries() -> None:
+    """Silence library messages that do not apply to how the project computes.
+
+    PyTensor warns that it "could not link to a BLAS installation" and that operations "will
+    be severely degraded": that is its C backend, which the project does not sample with
+    (nutpie compiles the models with numba). ArviZ announces at INFO level which of its
+    optional preview packages are missing; none is used.
+    """
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS", category=UserWarning)
+    logging.getLogger("arviz.preview").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _quiet_libraries()
     from inference.runner import RunOptions, run_study, sampling_settings
 
     trouble: list[str] = []

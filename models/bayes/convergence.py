@@ -18,7 +18,12 @@ def convergence_messages(rows: Iterable[tuple[str, float, float]], divergences: 
     """
     problems = []
     for term, r_hat, ess_bulk in rows:
-        if not np.isfinite(r_hat) or r_hat > RHAT_MAX:
+        if not np.isfinite(r_hat):
+            problems.append(
+                f"r_hat of {term} is undefined (one chain, or draws without "
+                "variation): whether the sampler converged is unchecked; run at least two "
+                "chains.")
+        elif r_hat > RHAT_MAX:
             problems.append(
                 f"r_hat of {term} is {r_hat:.3f} (above {RHAT_MAX}): the chains "
                 "disagree, so the posterior is not yet explored; run more tuning and draws.")
