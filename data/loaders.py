@@ -21,13 +21,16 @@ READERS = {
 }
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, encoding: str | None = None) -> pd.DataFrame:
     """Read a tabular file into a DataFrame, choosing the reader from the file extension.
 
     Parameters
     ----------
     path
         A ``.csv``, ``.parquet``/``.pq``, ``.dta``, ``.xlsx`` or ``.xls`` file.
+    encoding
+        The text encoding of a CSV file (default UTF-8; Chinese statistical yearbooks often
+        come as ``gbk`` or ``gb18030``).
 
     Raises
     ------
@@ -46,8 +49,19 @@ def read_table(path: str | Path) -> pd.DataFrame:
         raise DataError(f"{path}: unsupported file type '{path.suffix}' (supported: {supported})")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes)")
+    if encoding is not None:
+        if reader is not pd.read_csv:
+            raise DataError(f"{path}: --encoding applies to CSV files only, not {path.suffix}")
+        try:
+            "".encode(encoding)
+        except LookupError:
+            raise DataError(f"{path}: unknown encoding '{encoding}'") from None
     try:
-        frame = reader(path)
+        frame = reader(path, encoding=encoding) if encoding else reader(path)
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: cannot be decoded as {encoding or 'UTF-8'} (byte {exc.start}); give the "
+            "file's encoding with --encoding, e.g. --encoding gbk") from None
     except Exception as exc:  # every reader has its own exception zoo; report them alike
         raise DataError(
             f"{path}: cannot be read as {path.suffix} ({type(exc).__name__}: {exc})"

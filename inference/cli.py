@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", type=Path, help="your own CSV/Parquet/Stata/Excel panel "
                      "(default: the embedded panel of the study)")
     run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
+    run.add_argument("--encoding", help="text encoding of a CSV --data file (default UTF-8; "
+                     "e.g. gbk)")
     run.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
                      "(0 to 2**32 - 1)")
     run.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
@@ -37,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", required=True, metavar='"y ~ x1 + x2 | unit + time"',
                      help="outcome ~ regressors | unit effect [+ period effect]")
     fit.add_argument("--out", type=Path, required=True, help="output folder")
+    fit.add_argument("--encoding", help="text encoding of a CSV --data file (default UTF-8; "
+                     "e.g. gbk)")
     fit.add_argument("--cluster", help="cluster the frequentist errors by this column "
                      "(default: heteroskedasticity-robust HC1)")
     fit.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
@@ -128,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 data=args.data, out=args.out, seed=args.seed, quick=args.quick,
                 frequentist_only=args.frequentist_only, priors=tuple(args.prior),
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
-                target_accept=args.target_accept,
+                target_accept=args.target_accept, encoding=args.encoding,
             )
             out = args.out or Path("reports") / args.study
             outcome = run_study(args.study, options)
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             results = run_fit(FitRequest(
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,
-                priors=tuple(args.prior), prior_file=args.prior_file, **sampling,
+                priors=tuple(args.prior), prior_file=args.prior_file, encoding=args.encoding,
+                **sampling,
             ))
             flagged = results[(results["source"] == "bayesian") & (results["note"] != "")]
             trouble = [f"{term}: {note}" for term, note in zip(flagged["term"], flagged["note"],

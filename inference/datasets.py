@@ -42,7 +42,8 @@ def default_data_path(study: str) -> Path:
     raise KeyError(f"study '{study}' has no embedded default panel")
 
 
-def load_dataset(study: str, path: str | Path | None, needed: list[str]) -> Dataset:
+def load_dataset(study: str, path: str | Path | None, needed: list[str],
+                 encoding: str | None = None) -> Dataset:
     """Read and validate the panel of ``study``: the user's file, or the embedded default.
 
     ``needed`` are the columns the chosen specifications read; the contract's required columns
@@ -61,7 +62,7 @@ def load_dataset(study: str, path: str | Path | None, needed: list[str]) -> Data
     else:
         source = Path(path)
         synthetic, label = False, f"user data: {source.name}"
-        raw = read_table(source)
+        raw = read_table(source, encoding)
     required = [c.name for c in contract.columns if c.required]
     optional_present = [c.name for c in contract.columns if not c.required and c.name in raw]
     columns = list(dict.fromkeys(required + optional_present))

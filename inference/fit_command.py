@@ -51,6 +51,7 @@ class FitRequest:
     frequentist_only: bool = False
     priors: tuple[str, ...] = ()
     prior_file: Path | None = None
+    encoding: str | None = None
 
 
 def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
@@ -64,9 +65,10 @@ def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
                         description="user panel", columns=tuple(columns))
 
 
-def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None) -> pd.DataFrame:
+def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None,
+                    encoding: str | None = None) -> pd.DataFrame:
     """Read the user's file and check the formula's columns (the file is only read)."""
-    raw = read_table(path)
+    raw = read_table(path, encoding)
     missing = [c for c in [*formula.columns, *([cluster] if cluster else [])]
                if c not in raw.columns]
     if missing:
@@ -95,7 +97,7 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     # Read even with --frequentist-only: a priors file that cannot be read is an error, not
     # something a later run with sampling would be the first to find.
     priors = _user_priors(request)
-    frame = load_user_panel(request.data, formula, request.cluster)
+    frame = load_user_panel(request.data, formula, request.cluster, request.encoding)
     label = f"user data: {request.data.name}"
     progress(f"[fit] {label}, {len(frame):,} rows; {request.formula}")
     start_run(out, "fit")

@@ -7,10 +7,13 @@ two-way effects. The first effect is the panel unit, the second the period.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+def _is_name(term: str) -> bool:
+    """A column name a formula can hold: a Python identifier (so ``城市`` or ``AI指数`` too,
+    which pyfixest and PyMC accept), dots allowed."""
+    return term.replace(".", "_").isidentifier()
 
 
 class FormulaError(ValueError):
@@ -40,10 +43,12 @@ def _terms(text: str, where: str, formula: str) -> list[str]:
     for term in terms:
         if not term:
             raise FormulaError(f"formula '{formula}': an empty term in the {where}")
-        if not _NAME.match(term):
+        if not _is_name(term):
             raise FormulaError(
-                f"formula '{formula}': '{term}' in the {where} is not a column name (write "
-                "transformations such as logs or interactions into the data first)")
+                f"formula '{formula}': '{term}' in the {where} is not a name a formula can "
+                "hold: names are letters (of any script), digits, '_' and '.', not starting "
+                "with a digit. Rename such a column in the data, and write transformations "
+                "such as logs or interactions into the data first.")
     return terms
 
 

@@ -43,6 +43,7 @@ class RunOptions:
     tune: int | None = None
     chains: int | None = None
     target_accept: float | None = None
+    encoding: str | None = None
 
     @property
     def sampling(self) -> dict:
@@ -170,7 +171,7 @@ def run_study(
                                   [("--data", options.data), ("--priors", options.prior_file)])
     priors = _user_priors(options)
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
-    dataset = load_dataset(name, options.data, needed)
+    dataset = load_dataset(name, options.data, needed, options.encoding)
     start_run(out_dir, f"run {name}")
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
     dataset = _derive_measures(study, dataset, progress)

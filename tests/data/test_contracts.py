@@ -117,3 +117,20 @@ def test_cli_reports_bad_data_without_traceback_and_leaves_file_alone(panel, tmp
     assert code == 2
     assert "column 'Edu'" in err and "row 12" in err and "Traceback" not in err
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+
+
+def test_a_gbk_csv_reads_with_its_encoding_and_says_so_without_it(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from data.errors import DataError
+    from data.loaders import read_table
+
+    frame = pd.DataFrame({"城市": ["北京", "上海"], "year": [2015, 2016], "Inn": [1.5, 2.5]})
+    path = tmp_path / "gbk.csv"
+    frame.to_csv(path, index=False, encoding="gbk")
+    with pytest.raises(DataError, match="--encoding"):
+        read_table(path)
+    pd.testing.assert_frame_equal(read_table(path, encoding="gbk"), frame)
+    with pytest.raises(DataError, match="unknown encoding 'klingon'"):
+        read_table(path, encoding="klingon")

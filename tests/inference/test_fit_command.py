@@ -35,7 +35,7 @@ def test_parse_formula_two_way_and_one_way():
 @pytest.mark.parametrize("text, words", [
     ("y x1 | firm", "exactly one '~'"),
     ("y ~ x1 + x2", "'| unit'"),
-    ("y ~ log(x1) | firm", "'log(x1)' in the regressors is not a column name"),
+    ("y ~ log(x1) | firm", "'log(x1)' in the regressors is not a name a formula can hold"),
     ("y ~ x1 + | firm", "empty term"),
     ("y ~ x1 | firm + year + region", "at most two effects"),
     ("y ~ x1 + x1 | firm", "['x1'] appear more than once"),
@@ -89,7 +89,7 @@ def test_fit_bayesian_agrees_with_within_estimate(tmp_path):
     (lambda d: d.assign(x2=d["x2"].astype(object).where(d.index != 6, "12,5")),
      "y ~ x1 + x2 | firm + year", "column 'x2' must be numeric"),
     (lambda d: pd.concat([d, d.iloc[[3]]]), "y ~ x1 + x2 | firm + year", "duplicate (firm, year)"),
-    (lambda d: d, "y ~ x1 x2 | firm", "not a column name"),
+    (lambda d: d, "y ~ x1 x2 | firm", "not a name a formula can hold"),
 ])
 def test_fit_bad_input_names_the_problem(tmp_path, capsys, mutate, formula, words):
     panel = mutate(_simulated_panel())
@@ -143,3 +143,20 @@ def test_every_bayesian_fit_takes_target_accept():
 
     for fit in (fit_bayes_twfe, fit_bayes_heterogeneity, fit_bayes_iv, fit_bayes_threshold):
         assert "target_accept" in inspect.signature(fit).parameters, fit.__name__
+
+
+def test_column_names_in_any_script_are_names(tmp_path):
+    """Chinese column names are column names: the formula takes them and the fit equals
+    pyfixest on the same data."""
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({"城市": np.repeat(np.arange(30), 6), "年": np.tile(np.arange(6), 30)})
+    frame["AI指数"] = rng.normal(size=len(frame))
+    frame["创新"] = 0.4 * frame["AI指数"] + rng.normal(size=len(frame))
+    data = tmp_path / "panel.csv"
+    frame.to_csv(data, index=False, encoding="utf-8")
+    assert main(["fit", "--data", str(data), "--formula", "创新 ~ AI指数 | 城市 + 年",
+                 "--out", str(tmp_path / "out"), "--frequentist-only"]) == 0
+    results = pd.read_csv(tmp_path / "out" / "results.csv")
+    ours = results.query("source == 'frequentist' and term == 'AI指数'")["estimate"].iloc[0]
+    peer = pf.feols("创新 ~ AI指数 | 城市 + 年", data=frame, vcov="hetero").coef()["AI指数"]
+    assert ours == pytest.approx(peer, rel=1e-10)
