@@ -136,11 +136,15 @@ def fit_twfe(
     )
 
 
+# Beyond this a column's squares and cross-products leave the float64 range of exact sums.
+MAX_MAGNITUDE = 1e100
+
+
 def _check_effects(frame: pd.DataFrame, outcome: str, regressors: list[str],
                    effects: list[str]) -> None:
-    """Refuse a sample on which the absorbed effects cannot be estimated: a missing column, or
-    an effect with fewer than two levels (one unit: the unit effect absorbs every regressor's
-    level and the within estimator has nothing to work with)."""
+    """Refuse a sample on which the model cannot be estimated: a missing column, values too
+    large to square, or an effect with fewer than two levels (one unit: the unit effect absorbs
+    every regressor's level and the within estimator has nothing to work with)."""
     columns = [outcome, *regressors, *(c for e in effects for c in e.split("^"))]
     missing = [c for c in dict.fromkeys(columns) if c not in frame.columns]
     if missing:
@@ -148,6 +152,13 @@ def _check_effects(frame: pd.DataFrame, outcome: str, regressors: list[str],
     complete = frame[list(dict.fromkeys(columns))].dropna()
     if complete.empty:
         raise ValueError(f"No row has every one of {list(dict.fromkeys(columns))} observed.")
+    for column in [outcome, *regressors]:
+        values = pd.to_numeric(complete[column], errors="coerce").abs()
+        if values.max() > MAX_MAGNITUDE:
+            raise ValueError(
+                f"Column {column!r} holds values up to {values.max():.3g} (first at row "
+                f"{values.idxmax()}); their squares overflow the least-squares sums. Rescale "
+                "it (e.g. to thousands or logs) before fitting.")
     for effect in effects:
         levels = complete.groupby(effect.split("^")).ngroups
         if levels < 2:
