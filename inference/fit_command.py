@@ -76,8 +76,24 @@ def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None,
                         f"(present: {list(raw.columns)[:20]}) [rule: required columns]")
     frame = raw if formula.time else raw.assign(**{_ROW_KEY: range(len(raw))})
     contract = _contract(formula, cluster)
-    return validate_panel(frame, contract, source=str(path),
-                          needed=[c.name for c in contract.columns])
+    checked = validate_panel(frame, contract, source=str(path),
+                             needed=[c.name for c in contract.columns])
+    if cluster:
+        _check_cluster(checked[cluster], cluster, path)
+    return checked
+
+
+def _check_cluster(values: pd.Series, name: str, path: Path) -> None:
+    """A cluster variable groups rows (cities, provinces). A continuous column passed by
+    mistake makes nearly every row its own cluster, and the "clustered" errors are then
+    heteroskedasticity-robust errors with the wrong small-sample factor."""
+    groups = values.nunique()
+    fractional = pd.api.types.is_float_dtype(values) and (values != values.round()).any()
+    if fractional or groups > len(values) / 2:
+        raise DataError(
+            f"{path}: --cluster '{name}' has {groups} distinct values in {len(values)} rows"
+            f"{' and fractional values' if fractional else ''}; a cluster variable groups rows "
+            "(a city, a province), and this one looks continuous [rule: cluster groups rows]")
 
 
 def _user_priors(request: FitRequest):

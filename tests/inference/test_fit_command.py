@@ -160,3 +160,17 @@ def test_column_names_in_any_script_are_names(tmp_path):
     ours = results.query("source == 'frequentist' and term == 'AI指数'")["estimate"].iloc[0]
     peer = pf.feols("创新 ~ AI指数 | 城市 + 年", data=frame, vcov="hetero").coef()["AI指数"]
     assert ours == pytest.approx(peer, rel=1e-10)
+
+
+def test_a_continuous_cluster_column_is_refused(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"firm": np.repeat(np.arange(30), 4), "year": np.tile(np.arange(4), 30)})
+    frame["x1"] = rng.normal(size=len(frame))
+    frame["y"] = frame["x1"] + rng.normal(size=len(frame))
+    frame["score"] = rng.normal(size=len(frame))
+    data = tmp_path / "panel.csv"
+    frame.to_csv(data, index=False)
+    code = main(["fit", "--data", str(data), "--formula", "y ~ x1 | firm + year", "--out",
+                 str(tmp_path / "out"), "--frequentist-only", "--cluster", "score"])
+    assert code == 2
+    assert "--cluster 'score' has 120 distinct values" in capsys.readouterr().err
