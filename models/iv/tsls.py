@@ -154,8 +154,8 @@ def fit_panel_iv(
         ``partial_r2`` and ``first_stage_f`` rows (the Wald F of the excluded instruments with
         the same standard errors); ``second_stage`` the 2SLS table; ``diagnostics`` holds
         ``kp_rk_lm``, ``kp_rk_lm_p``, ``kp_rk_lm_df``, ``kp_rk_wald_f``, ``cragg_donald_f``,
-        ``hansen_j``, ``hansen_j_p``, ``hansen_j_df`` (NaN when exactly identified or with
-        ``"iid"``) and ``stock_yogo_10pct`` (NaN when not tabulated).
+        ``stock_yogo_10pct`` (NaN when not tabulated), and, when the model is over-identified
+        and the errors robust or clustered, ``hansen_j``, ``hansen_j_p``, ``hansen_j_df``.
     """
     if convention not in ("ivreghdfe", "xtivreg2"):
         raise ValueError(f"convention must be 'ivreghdfe' or 'xtivreg2', not '{convention}'")
@@ -237,22 +237,18 @@ def fit_panel_iv(
         sy10 = stock_yogo_critical_value(len(endogenous), n_excluded, 0.10)
     except KeyError:
         sy10 = float("nan")
-    if vcov == "iid" or n_excluded == len(endogenous):
-        j_stat, j_df, j_p = float("nan"), n_excluded - len(endogenous), float("nan")
-    else:
-        j_stat, j_df = hansen_j(y_w, x_w, z_w, clusters=clusters)
-        j_p = float(stats.chi2.sf(j_stat, j_df))
     diagnostics = {
         "kp_rk_lm": lm,
         "kp_rk_lm_p": float(stats.chi2.sf(lm, rank.df)),
         "kp_rk_lm_df": float(rank.df),
         "kp_rk_wald_f": wald_f,
         "cragg_donald_f": cragg_donald,
-        "hansen_j": j_stat,
-        "hansen_j_p": j_p,
-        "hansen_j_df": float(j_df),
         "stock_yogo_10pct": sy10,
     }
+    if vcov != "iid" and n_excluded > len(endogenous):
+        j_stat, j_df = hansen_j(y_w, x_w, z_w, clusters=clusters)
+        diagnostics.update(hansen_j=j_stat, hansen_j_p=float(stats.chi2.sf(j_stat, j_df)),
+                           hansen_j_df=float(j_df))
     for j, name in enumerate(endogenous):
         first_stage[name] = _add_first_stage_rows(first_stage[name], x_tilde[:, j], z_tilde,
                                                   n_obs, vcov, clusters, df_k)
