@@ -1,5 +1,6 @@
 """Command line: ``python -m inference run STUDY [options]`` and
-``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``."""
+``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``
+(``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--formula", required=True, metavar='"y ~ x1 + x2 | unit + time"',
                      help="outcome ~ regressors | unit effect [+ period effect]")
     fit.add_argument("--out", type=Path, required=True, help="output folder")
+    fit.add_argument("--model", choices=("twfe", "iv"), default="twfe",
+                     help="twfe: within estimator; iv: panel 2SLS, the formula naming "
+                     "'[endogenous ~ instruments]'")
     fit.add_argument("--cluster", help="cluster the frequentist errors by this column "
                      "(default: heteroskedasticity-robust HC1)")
     fit.add_argument("--seed", type=int, default=20250401, help="fixes all randomness")
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             run_fit(FitRequest(
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,
-                priors=tuple(args.prior), prior_file=args.prior_file, **sampling,
+                priors=tuple(args.prior), prior_file=args.prior_file, model=args.model,
+                **sampling,
             ))
     except (DataError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
