@@ -15,7 +15,8 @@ from models.gmm.estimate import fit_dynamic_gmm
 KIND = "system_gmm"
 
 _OPTIONS = {"lagged", "lags", "outcome_lags", "gmm", "iv", "collapse", "time_dummies",
-            "long_run", "rename", "level", "steps", "small", "exogenous_regressors"}
+            "long_run", "rename", "level", "steps", "small", "exogenous_regressors",
+            "iv_diff", "h"}
 # Options a spec of any kind may carry beside its own.
 _GENERIC_OPTIONS = {"note", "target_accept"}
 
@@ -26,7 +27,8 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     ``spec.regressors`` are x_j. Options: ``outcome_lags`` (int p or list; default 1),
     ``lags`` (``{name = [0, 1, 2]}``) or ``lagged`` (regressors that also enter at lag one),
     ``gmm`` (``{name = [a, b]}`` GMM-style lag ranges, b "max" for all; default the outcome
-    with lags 2-4), ``iv`` (extra IV-style variables, ``"L1.w"`` for a lag),
+    with lags 2-4), ``iv`` (extra IV-style variables, ``"L1.w"`` for a lag), ``iv_diff``
+    (IV-style for the differenced equations only), ``h`` (xtabond2's one-step weight, 3),
     ``exogenous_regressors`` (default true: regressors not GMM-style instrument themselves),
     ``level`` (default true: system GMM; false: difference GMM), ``steps`` (1 or 2, default
     2), ``small``, ``collapse`` (default true), ``time_dummies`` (default true), ``long_run``
@@ -47,12 +49,13 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
         outcome_lags=options.get("outcome_lags", 1),
         lags={k: list(v) for k, v in options.get("lags", {}).items()} or None,
         lagged=list(options.get("lagged", [])), gmm=gmm,
-        iv=list(options.get("iv", [])) or None, unit=settings.unit, time=settings.time,
+        iv=list(options.get("iv", [])) or None,
+        iv_diff=list(options.get("iv_diff", [])) or None, unit=settings.unit, time=settings.time,
         level=bool(options.get("level", True)),
         time_dummies=bool(options.get("time_dummies", True)),
         collapse=bool(options.get("collapse", True)), steps=steps,
         exogenous_regressors=bool(options.get("exogenous_regressors", True)),
-        small=bool(options.get("small", False)),
+        small=bool(options.get("small", False)), h=int(options.get("h", 3)),
     )
     tidy = fit.tidy()
     for regressor in options.get("long_run", []):

@@ -9,7 +9,9 @@ system GMM by the level equations at t = t_l..T. Instruments (each an (N, rows) 
   lag with ``collapse``; for the level equation at t (system GMM) Delta v_{i,t-a+1}, one
   column per period, or one in all with ``collapse``. Missing instruments are 0.
 * IV-style w: Delta w_it in the differenced rows and, in system GMM, w_it in the level rows of
-  the same column; year dummies are IV-style; system GMM has a constant in the level rows.
+  the same column (``xtabond2``'s ``iv(w)``), or in the differenced rows alone
+  (``iv(w, eq(diff))``, Stata's ``xtdpdsys``); year dummies are IV-style; system GMM has a
+  constant in the level rows.
 
 A row of the regression is used where the outcome and every regressor are observed; an
 instrument column that is zero on every used row is dropped (``xtabond2`` does not count it).
@@ -100,13 +102,14 @@ def build_design(
     gmm: dict[str, tuple[int, int | None]],
     iv_terms: list[tuple[str, int]],
     *,
+    iv_diff_terms: list[tuple[str, int]] = (),
     level: bool,
     time_dummies: bool,
     collapse: bool,
 ) -> Design:
     """Stack the equations and instruments (see the module docstring)."""
     n_units, n_periods = next(iter(column.values())).shape
-    max_lag = max(lag for _, lag in [*x_terms, *iv_terms])
+    max_lag = max(lag for _, lag in [*x_terms, *iv_terms, *iv_diff_terms])
     if level:
         first_level = max([max_lag, *(max(a - 1, 0) for a, _ in gmm.values())])
         first_diff = first_level + 1
@@ -163,6 +166,11 @@ def build_design(
     for label, values in [*iv_series, *dummies]:
         z_rows.append(stacked(values))
         labels.append(f"iv {label}")
+    for name, lag in iv_diff_terms:
+        row = stacked(lagged(column[name], lag))
+        row[:, n_diff:] = 0.0
+        z_rows.append(row)
+        labels.append(f"iv_diff {term_name(name, lag)}")
     if level:
         for name, (low, _high) in gmm.items():
             lag = max(low - 1, 0)

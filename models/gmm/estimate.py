@@ -154,6 +154,7 @@ def fit_dynamic_gmm(
     lagged: Sequence[str] = (),
     gmm: dict[str, tuple[int, int | None]] | None = None,
     iv: Sequence[str] | None = None,
+    iv_diff: Sequence[str] | None = None,
     unit: str = "city",
     time: str = "year",
     level: bool = True,
@@ -162,6 +163,8 @@ def fit_dynamic_gmm(
     steps: int = 2,
     exogenous_regressors: bool = True,
     small: bool = False,
+    h: int = 3,
+    ar_orders: int = 2,
 ) -> DynamicGMMFit:
     """Difference (``level=False``) or system GMM of a dynamic panel (module docstring).
 
@@ -179,7 +182,11 @@ def fit_dynamic_gmm(
         differenced equations, ``{name: (a, b)}`` (b None: all available lags); default
         ``{outcome: (2, 4)}``. The outcome's range must start at 2 or later.
     iv
-        IV-style (exogenous) instruments, as names or ``"L1.w"``.
+        IV-style (exogenous) instruments, as names or ``"L1.w"``: Delta w in the differenced
+        equations and w in the level equations, one column (``xtabond2``'s ``iv(w)``).
+    iv_diff
+        IV-style instruments of the differenced equations alone (``iv(w, eq(diff))``; what
+        Stata's ``xtdpdsys`` does with the exogenous regressors).
     exogenous_regressors
         True: every regressor term that is not GMM-style is taken as exogenous and added to
         the IV-style instruments (after ``iv``), at the lags it enters with. False: only
@@ -190,6 +197,12 @@ def fit_dynamic_gmm(
         reproduces ``xtabond2 ..., twostep robust small`` on the Arellano-Bond data to the
         printed seven digits, ``tests/models/gmm``), and t tests with G - 1 degrees of
         freedom.
+    h
+        ``xtabond2``'s ``h(#)``, the one-step weight of the stacked errors: 3 (default) as in
+        the module docstring; 2 without the blocks between differences and levels (what
+        Stata's ``xtdpdsys`` uses); 1 the identity.
+    ar_orders
+        Arellano-Bond tests of orders 1..ar_orders (at least 2).
     level
         True: system GMM (level equations and a constant); False: difference GMM.
     time_dummies
@@ -208,6 +221,10 @@ def fit_dynamic_gmm(
     """
     if steps not in (1, 2):
         raise ValueError(f"steps must be 1 or 2, not {steps}")
+    if h not in (1, 2, 3):
+        raise ValueError(f"h must be 1, 2 or 3 (xtabond2's h()), not {h}")
+    if ar_orders < 2:
+        raise ValueError(f"ar_orders must be at least 2, not {ar_orders}")
     regressors = list(regressors)
     y_lags = _lag_list(outcome_lags, outcome)
     if 0 in y_lags:
@@ -236,22 +253,26 @@ def fit_dynamic_gmm(
     for name in regressors:
         x_terms += [(name, lag) for lag in lags.get(name, [0])]
     iv_terms = [parse_lagged(term) for term in (iv or [])]
-    both = sorted({name for name, _ in iv_terms} & set(gmm))
+    iv_diff_terms = [parse_lagged(term) for term in (iv_diff or [])]
+    both = sorted({name for name, _ in [*iv_terms, *iv_diff_terms]} & set(gmm))
     if both:
         raise ValueError(f"{both} cannot be both GMM-style and IV-style instruments")
     for name, lag in x_terms[len(y_lags):] if exogenous_regressors else []:
-        if name not in gmm and (name, lag) not in iv_terms:
+        if name not in gmm and (name, lag) not in [*iv_terms, *iv_diff_terms]:
             iv_terms.append((name, lag))
 
-    names = list(dict.fromkeys([outcome, *regressors, *gmm, *(n for n, _ in iv_terms)]))
+    names = list(dict.fromkeys([outcome, *regressors, *gmm,
+                                *(n for n, _ in [*iv_terms, *iv_diff_terms])]))
     cube, periods, _units = balanced_cube(frame, unit, time, names)
     column = {name: cube[:, :, k] for k, name in enumerate(names)}
-    design = build_design(column, periods, outcome, x_terms, gmm, iv_terms, level=level,
+    design = build_design(column, periods, outcome, x_terms, gmm, iv_terms,
+                          iv_diff_terms=iv_diff_terms, level=level,
                           time_dummies=time_dummies, collapse=collapse)
     if design.z.shape[1] < design.x.shape[2]:
         raise DataError(f"{design.z.shape[1]} instruments for {design.x.shape[2]} parameters "
                         "[rule: at least as many instruments as parameters]")
-    return _estimate(design, outcome, tuple(y_lags), level, steps, cube.shape[0], small)
+    return _estimate(design, outcome, tuple(y_lags), level, steps, cube.shape[0], small, h,
+                     ar_orders)
 
 
 def fit_system_gmm(frame: pd.DataFrame, outcome: str, regressors: Sequence[str], *,
@@ -264,9 +285,11 @@ def fit_system_gmm(frame: pd.DataFrame, outcome: str, regressors: Sequence[str],
                            unit=unit, time=time, time_dummies=time_dummies, collapse=collapse)
 
 
-def _h_matrix(n_diff: int, n_level: int) -> np.ndarray:
-    """Step-one weight of the stacked (differenced, level) errors, as xtabond2 / pydynpd."""
+def _h_matrix(n_diff: int, n_level: int, kind: int = 3) -> np.ndarray:
+    """Step-one weight of the stacked (differenced, level) errors, xtabond2's ``h(kind)``."""
     size = n_diff + n_level
+    if kind == 1:
+        return np.eye(size)
     h = np.zeros((size, size))
     i, j = np.indices(h.shape)
     h[(i == j) & (i < n_diff)] = 2
@@ -277,13 +300,16 @@ def _h_matrix(n_diff: int, n_level: int) -> np.ndarray:
     h[(i == 1 + j + n_diff) & (j < n_diff)] = 1
     h[(j == i + n_diff) & (i < n_diff)] = -1
     h[(j == 1 + i + n_diff) & (i < n_diff)] = 1
+    if kind == 2:
+        h[:n_diff, n_diff:] = 0.0
+        h[n_diff:, :n_diff] = 0.0
     return h
 
 
 def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool, steps: int,
-              n_units: int, small: bool) -> DynamicGMMFit:
+              n_units: int, small: bool, h_kind: int, ar_orders: int) -> DynamicGMMFit:
     y, x, z = design.y, design.x, design.z
-    h = _h_matrix(design.n_diff, design.n_level)
+    h = _h_matrix(design.n_diff, design.n_level, h_kind)
     zx = np.einsum("nlr,nrk->lk", z, x)
     zy = np.einsum("nlr,nr->l", z, y)
     w1 = np.einsum("nlr,rs,nms->lm", z, h, z)
@@ -298,7 +324,7 @@ def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool
     j_stat = float(zs2 @ step2["w_inv"] @ zs2) / n_units
     sargan = _sargan(step1, design, w1)
     reported, cov = (step2, vcov2) if steps == 2 else (step1, vcov1)
-    ar = {m: _ar_test(reported, cov, x, design.n_diff, m) for m in (1, 2)}
+    ar = {m: _ar_test(reported, cov, x, design.n_diff, m) for m in range(1, ar_orders + 1)}
     n_obs_level = int(design.used[:, design.n_diff:].sum())
     n_obs_diff = int(design.used[:, :design.n_diff].sum())
     if small:

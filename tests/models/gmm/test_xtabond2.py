@@ -102,6 +102,36 @@ def test_system_gmm_two_step_small_matches_xtabond2(abdata, xtabond2):
     assert np.all(plain.std_errors < fit.std_errors)
 
 
+def test_one_step_system_gmm_matches_stata_xtdpdsys(abdata):
+    """Stata's xtdpdsys: exogenous regressors instrument the differenced equations only and
+    the one-step weight has no blocks between differences and levels (xtabond2's h(2)); 14
+    coefficients, their robust SEs and AR(1)-AR(4) at the printed precision."""
+    printed = _printed(pd.read_csv(ABDATA / "xtdpdsys.csv", comment="#", dtype={"value": str},
+                                   keep_default_na=False), "xtdpdsys_onestep_robust")
+    data = abdata.assign(trend=abdata["year"])
+    exogenous = ["w", "L1.w", "L2.w", "k", "L1.k", "L2.k", *YEARS, "trend"]
+    fit = fit_dynamic_gmm(data, "n", ["w", "k", *YEARS, "trend"], outcome_lags=1,
+                          lags={"w": [0, 1, 2], "k": [0, 1, 2]}, gmm={"n": (2, None)},
+                          iv_diff=exogenous, unit="id", time="year", time_dummies=False,
+                          collapse=False, steps=1, exogenous_regressors=False, h=2,
+                          ar_orders=4)
+    assert fit.n_instruments == printed[("n_instruments", "")][0]
+    assert fit.n_units == printed[("n_groups", "")][0]
+    names = {"trend": "year", "_con": "_cons"}
+    for term, estimate, se in zip(fit.terms, fit.beta, fit.std_errors, strict=True):
+        term = names.get(term, term)
+        _assert_printed(estimate, printed[("coef", term)], f"coef {term}")
+        _assert_printed(se, printed[("se", term)], f"se {term}")
+    for order in (1, 2, 3, 4):
+        _assert_printed(fit.ar[order][0], printed[(f"ar{order}", "")], f"AR({order})")
+    # xtabond2's default h(3) weights the first step differently: another estimate.
+    default = fit_dynamic_gmm(data, "n", ["w", "k", *YEARS, "trend"], outcome_lags=1,
+                              lags={"w": [0, 1, 2], "k": [0, 1, 2]}, gmm={"n": (2, None)},
+                              iv_diff=exogenous, unit="id", time="year", time_dummies=False,
+                              collapse=False, steps=1, exogenous_regressors=False)
+    assert abs(default.coef("L1.n") - fit.coef("L1.n")) > 0.05
+
+
 def _pydynpd_abdata(command, abdata, monkeypatch):
     frame = abdata[["id", "year", "n", "w", "k", "ys", *YEARS]]
     return pydynpd_model(command, frame, ["id", "year"], monkeypatch)
@@ -151,6 +181,8 @@ def test_bad_specification_names_the_rule(abdata):
         fit_dynamic_gmm(abdata, "n", ["w"], lags={"k": [0, 1]}, unit="id", time="year")
     with pytest.raises(ValueError, match="distinct non-negative"):
         fit_dynamic_gmm(abdata, "n", ["w"], lags={"w": [0, 0]}, unit="id", time="year")
+    with pytest.raises(ValueError, match="h must be 1, 2 or 3"):
+        fit_dynamic_gmm(abdata, "n", ["w"], h=4, unit="id", time="year")
     with pytest.raises(ValueError, match="steps must be 1 or 2"):
         fit_dynamic_gmm(abdata, "n", ["w"], steps=3, unit="id", time="year")
     with pytest.raises(ValueError, match="lag range of 'w' is empty"):
