@@ -34,7 +34,8 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     2), ``small``, ``collapse`` (default true), ``time_dummies`` (default true), ``long_run``
     (regressors whose long-run effect sum b / (1 - sum rho) is reported), ``rename`` (term ->
     printed name). Lags are reported as ``lag_<name>`` (``lag2_<name>`` for lag two); then
-    ``ar1``, ``ar2`` (Arellano-Bond z), ``hansen_j`` (chi2) and ``n_instruments``.
+    ``ar1``, ``ar2`` (Arellano-Bond z), ``hansen_j`` and ``sargan`` (chi2) and
+    ``n_instruments``.
     """
     options = spec.options
     unknown = sorted(set(options) - _OPTIONS - _GENERIC_OPTIONS)
@@ -70,6 +71,7 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
         "ar1": f"Arellano-Bond z, differenced {residuals} residuals",
         "ar2": f"Arellano-Bond z, differenced {residuals} residuals",
         "hansen_j": f"chi2({fit.hansen[1]}) over-identifying restrictions",
+        "sargan": f"chi2({fit.sargan[1]}) over-identifying restrictions, one-step, not robust",
         "n_instruments": "collapsed" if options.get("collapse", True) else "uncollapsed",
     }
     tidy["note"] = tidy["term"].map(notes).fillna("")

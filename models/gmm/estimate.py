@@ -110,7 +110,7 @@ class DynamicGMMFit:
 
     def tidy(self, include_dummies: bool = False) -> pd.DataFrame:
         """Coefficients (z tests and normal 95% intervals; t with G - 1 df under ``small``),
-        then AR(1), AR(2), Hansen J and the instrument count."""
+        then AR(1), AR(2), Hansen J, Sargan and the instrument count."""
         se = self.std_errors
         z = self.beta / se
         reference = stats.t(self.n_units - 1) if self.small else stats.norm()
@@ -124,10 +124,10 @@ class DynamicGMMFit:
             table = table[~table["term"].str.startswith("_year_")]
         table["term"] = table["term"].replace({"_con": "Constant"})
         tests = pd.DataFrame({
-            "term": ["ar1", "ar2", "hansen_j", "n_instruments"],
-            "estimate": [np.nan, np.nan, np.nan, float(self.n_instruments)],
-            "stat": [self.ar[1][0], self.ar[2][0], self.hansen[0], np.nan],
-            "p_value": [self.ar[1][1], self.ar[2][1], self.hansen[2], np.nan],
+            "term": ["ar1", "ar2", "hansen_j", "sargan", "n_instruments"],
+            "estimate": [np.nan, np.nan, np.nan, np.nan, float(self.n_instruments)],
+            "stat": [self.ar[1][0], self.ar[2][0], self.hansen[0], self.sargan[0], np.nan],
+            "p_value": [self.ar[1][1], self.ar[2][1], self.hansen[2], self.sargan[2], np.nan],
         })
         out = pd.concat([table, tests], ignore_index=True)
         out["n_obs"] = self.n_obs
