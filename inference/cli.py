@@ -1,5 +1,6 @@
 """Command line: ``python -m inference run STUDY [options]`` and
-``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``."""
+``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``
+(``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--encoding", help="text encoding of a CSV --data file (default UTF-8; "
                      "e.g. gbk)")
+    fit.add_argument("--model", choices=("twfe", "iv"), default="twfe",
+                     help="twfe: within estimator; iv: panel 2SLS, the formula naming "
+                     "'[endogenous ~ instruments]'")
     fit.add_argument("--cluster", help="cluster the frequentist errors by this column "
                      "(default: heteroskedasticity-robust HC1)")
     fit.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,
                 priors=tuple(args.prior), prior_file=args.prior_file, encoding=args.encoding,
+                model=args.model,
                 **sampling,
             ))
             flagged = results[(results["source"] == "bayesian") & (results["note"] != "")]

@@ -9,6 +9,13 @@ hierarchical Bayesian counterpart (:func:`models.panel.bayes.fit_bayes_twfe`: co
 unit effects, sum-to-zero period effects). ``| unit`` alone fits one-way unit effects. Both go
 to ``DIR/results.csv`` in the results contract (table ``fit``, column ``1``, term = regressor),
 with the posterior as netCDF and an ``index.html`` that shows them side by side.
+
+``--model iv --formula "y ~ x1 + [d ~ z1 + z2] | unit + time"`` fits panel 2SLS instead
+(:func:`models.iv.tsls.fit_panel_iv`: d instrumented by z1, z2, the effects absorbed; any
+number of endogenous regressors) with its first stages (column ``first_stage``, or
+``first_stage/<d>`` for several), the Kleibergen-Paap, Cragg-Donald and Hansen statistics as
+terms of column ``1``, and, for one endogenous regressor, the Bayesian IV model with
+correlated first-stage and outcome errors (:func:`models.iv.bayes.fit_bayes_iv`).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ class FitRequest:
     priors: tuple[str, ...] = ()
     prior_file: Path | None = None
     encoding: str | None = None
+    model: str = "twfe"
 
 
 def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
@@ -59,6 +67,8 @@ def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
                ColumnRule(formula.outcome, "float", description="outcome")]
     columns += [ColumnRule(x, "float", description="regressor", varies_within=True)
                 for x in formula.regressors]
+    columns += [ColumnRule(z, "float", description="instrument", varies_within=True)
+                for z in formula.instruments]
     if cluster and cluster not in formula.effects:
         columns.append(ColumnRule(cluster, "id", description="cluster"))
     return DataContract(study="fit", unit=formula.unit, time=formula.time or _ROW_KEY,
@@ -96,11 +106,11 @@ def _check_cluster(values: pd.Series, name: str, path: Path) -> None:
             "(a city, a province), and this one looks continuous [rule: cluster groups rows]")
 
 
-def _user_priors(request: FitRequest):
+def _user_priors(request: FitRequest, family: str = "panel"):
     from inference.priors import priors_for, read_prior_entries
 
     entries = read_prior_entries(request.prior_file, list(request.priors or ()))
-    return priors_for(entries or None, "panel")
+    return priors_for(entries or None, family)
 
 
 def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
@@ -108,12 +118,23 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     from models.panel.fe import fit_twfe
 
     formula = parse_formula(request.formula)
+    if request.model not in ("twfe", "iv"):
+        raise ValueError(f"--model must be 'twfe' or 'iv', not '{request.model}'")
+    if request.model == "twfe" and formula.endogenous:
+        raise ValueError(f"formula '{request.formula}' instruments {list(formula.endogenous)}: "
+                         "fit it with --model iv")
+    if request.model == "iv" and not formula.endogenous:
+        raise ValueError(f"--model iv needs an instrumented block in the formula, as in "
+                         f"'y ~ x1 + [d ~ z1 + z2] | unit + time', not '{request.formula}'")
     out = check_output_folder(Path(request.out), [("--data", request.data),
                                                   ("--priors", request.prior_file)])
     # Read even with --frequentist-only: a priors file that cannot be read is an error, not
     # something a later run with sampling would be the first to find.
-    priors = _user_priors(request)
+    priors = _user_priors(request, "iv" if request.model == "iv" else "panel")
     frame = load_user_panel(request.data, formula, request.cluster, request.encoding)
+    if request.model == "iv":
+        start_run(out, "fit --model iv")
+        return _run_iv(request, formula, frame, out, priors, progress)
     label = f"user data: {request.data.name}"
     progress(f"[fit] {label}, {len(frame):,} rows; {request.formula}")
     start_run(out, "fit")
@@ -141,6 +162,59 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
                                  source="bayesian"))
         fit.save_netcdf(out / "posterior_fit.nc")
         fits[f"{FIT_TABLE}/{FIT_COLUMN}"] = fit
+        status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
+        progress(f"[fit] Bayesian {_time.perf_counter() - tick:.1f} s, {status}")
+    results = assemble(parts, label)
+    progress(f"[fit] wrote {write_results(results, out)}")
+    _write_report(results, frame, label, request, out, fits)
+    finish_run(out, "complete", not_converged=[p for f in fits.values()
+                                               for p in f.convergence_problems()])
+    return results
+
+
+def _run_iv(request: FitRequest, formula: PanelFormula, frame: pd.DataFrame, out: Path,
+            priors, progress) -> pd.DataFrame:
+    """``--model iv``: panel 2SLS and, for one endogenous regressor, the Bayesian IV model."""
+    from models.iv.tsls import fit_panel_iv
+
+    label = f"user data: {request.data.name}"
+    progress(f"[fit] {label}, {len(frame):,} rows; {request.formula} (IV)")
+    vcov = f"cluster:{request.cluster}" if request.cluster else "hetero"
+    endogenous = list(formula.endogenous)
+    tick = _time.perf_counter()
+    fit = fit_panel_iv(frame, formula.outcome, endogenous, list(formula.instruments),
+                       list(formula.exogenous), list(formula.effects), vcov=vcov)
+    note = f"2SLS, {', '.join(endogenous)} instrumented, {vcov} errors"
+    parts = [result_rows(fit.tidy(), study="fit", table=FIT_TABLE, column=FIT_COLUMN,
+                         source="frequentist", note=note)]
+    for name, table in fit.first_stage.items():
+        column = "first_stage" if len(endogenous) == 1 else f"first_stage/{name}"
+        parts.append(result_rows(table, study="fit", table=FIT_TABLE, column=column,
+                                 source="frequentist", note=f"first stage of {name}"))
+    progress(f"[fit] frequentist {_time.perf_counter() - tick:.2f} s")
+    fits = {}
+    if not request.frequentist_only and len(endogenous) > 1:
+        progress("[fit] the Bayesian IV model takes one endogenous regressor; "
+                 f"{len(endogenous)} given, so only the frequentist fit is reported")
+    elif not request.frequentist_only:
+        from models.iv.bayes import fit_bayes_iv
+
+        tick = _time.perf_counter()
+        bayes = fit_bayes_iv(frame, formula.outcome, endogenous[0], list(formula.instruments),
+                             list(formula.exogenous), unit=formula.unit, time=formula.time,
+                             priors=priors, seed=request.seed,
+                             draws=request.draws, tune=request.tune, chains=request.chains,
+                             target_accept=request.target_accept)
+        tidy = bayes.tidy(auxiliary=False)
+        problems = bayes.convergence_problems()
+        tidy["note"] = [convergence_note(term, problems) for term in tidy["term"]]
+        for stage, column in (("first", "first_stage"), ("second", FIT_COLUMN)):
+            rows = tidy[tidy["stage"] != "first"] if stage == "second" else tidy[
+                tidy["stage"] == "first"]
+            parts.append(result_rows(rows.drop(columns=["stage", "divergences"]), study="fit",
+                                     table=FIT_TABLE, column=column, source="bayesian"))
+        bayes.save_netcdf(out / "posterior_fit.nc")
+        fits[f"{FIT_TABLE}/{FIT_COLUMN}"] = bayes
         status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
         progress(f"[fit] Bayesian {_time.perf_counter() - tick:.1f} s, {status}")
     results = assemble(parts, label)

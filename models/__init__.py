@@ -13,7 +13,7 @@ Bayesian counterpart, and one wing for what every posterior shares.
 ``models.mediation``          three-step mediation with Sobel and bootstrap
 ``models.event_study``        TWFE event study
 ``models.dea``                DEA efficiency scores
-``models.system_gmm``         system GMM for dynamic panels
+``models.gmm``                difference and system GMM for dynamic panels (xtabond2)
 ``models.selection_ratio``    Altonji-Elder-Taber and Oster selection ratios
 ============================  ==================================================================
 

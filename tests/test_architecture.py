@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("models", "inference", "data")
 MAX_LINES = 600
 MAX_PLAIN_MODULES_IN_MODELS = 8
-FAMILIES = ("bayes", "panel", "threshold", "iv", "heterogeneity", "mediation", "event_study")
+FAMILIES = ("bayes", "panel", "threshold", "iv", "heterogeneity", "mediation", "event_study",
+            "gmm")
 
 
 def _modules() -> dict[str, Path]:

@@ -27,8 +27,9 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     (excluded instruments), ``first_stage_column`` (column of the first-stage table, default
     "1"; with several endogenous regressors, one column per regressor as
     ``first_stage_column/<name>``), ``convention`` (``ivreghdfe`` or ``xtivreg2``).
-    The second stage and the diagnostics (``kp_rk_lm``, ``kp_rk_lm_p``, ``kp_rk_wald_f``,
-    ``stock_yogo_10pct``) go to ``spec.column``.
+    The second stage and the diagnostics (``kp_rk_lm``, ``kp_rk_lm_p``, ``kp_rk_lm_df``,
+    ``kp_rk_wald_f``, ``cragg_donald_f``, ``stock_yogo_10pct``, and ``hansen_j``,
+    ``hansen_j_p``, ``hansen_j_df`` when over-identified) go to ``spec.column``.
     """
     options = spec.options
     endogenous = _as_list(options.get("endogenous"), "endogenous", spec)

@@ -9,11 +9,16 @@ Structural equation and first stage (one row per unit i and period t):
 
 with endogenous regressors x (K of them), excluded instruments z (L >= K), included exogenous
 controls w and absorbed effects (any pyfixest effects, usually unit and period). beta is
-estimated by 2SLS on the within-transformed data (pyfixest ``feols`` IV syntax,
-``y ~ w | effects | x ~ z``). Standard errors: heteroskedasticity-robust HC1 with every
+estimated by 2SLS on the within-transformed data (the effects swept out by alternating
+projections, pyfixest's ``demean``; any K >= 1, which pyfixest's own IV does not take; with no
+effects, an intercept). Standard errors: heteroskedasticity-robust HC1 with every
 absorbed level counted in the degrees of freedom, ``N / (N - k)``, as Stata's
 ``ivregress 2sls ... i.unit i.period, vce(robust) small``; or city-clustered CRV1,
-``G / (G - 1) * (N - 1) / (N - k)``, where effects nested in the cluster are not counted.
+``G / (G - 1) * (N - 1) / (N - k)``, where effects nested in the cluster are not counted
+(one parameter, fixest's ``"nonnested"`` rule); or classical (``"iid"``,
+``s^2 = u'u / (N - k)``). t tests with N - k degrees of freedom (G - 1 when clustered), as
+pyfixest. Without absorbed effects these are Stata's ``ivregress 2sls, vce(robust) small`` and
+``vce(cluster c) small``.
 
 Constant
 --------
@@ -46,11 +51,18 @@ K = L = 1 both reduce to the familiar scalars ``(z~'x~)^2 / sum z~_i^2 e_i^2``.
 
 with ``K_w`` included exogenous regressors and ``df_a`` absorbed degrees of freedom; clustered,
 ``rk_Wald / (N - 1) * (N - L - K_w - df_a) * (G - 1) / G / L`` where an effect nested in the
-cluster counts as one parameter (fixest's ``"nonnested"`` rule, as pyfixest's CRV1). These
-constants make the rk Wald F equal the robust (HC1 with every absorbed level counted, or
-CRV1) first-stage Wald F on the excluded instruments when K = 1, which is the check we
-test. ``xtivreg2, fe`` differs only in the LM statistic, which it multiplies by
-``(N - n_units) / N`` (``convention="xtivreg2"``).
+cluster counts as one parameter (fixest's ``"nonnested"`` rule, as pyfixest's CRV1). The
+parameters counted are the instruments', L + K_w, not the second stage's K + K_w: the two
+differ when the model is over-identified. These constants make the rk Wald F equal the robust
+(HC1 with every absorbed level counted, or CRV1) first-stage Wald F on the excluded
+instruments when K = 1, which is the check we test. ``xtivreg2, fe`` differs only in the LM
+statistic, which it multiplies by ``(N - n_units) / N`` (``convention="xtivreg2"``).
+
+The Cragg-Donald Wald F is ``N ev / (1 - ev) / N * (N - L - K_w - df_a) / L``, ev the
+smallest squared canonical correlation of x~ and z~ (ivreg2's ``cdf``). Hansen's J (robust or
+clustered, see :func:`models.iv.diagnostics.hansen_j`) is the efficient-GMM criterion at the
+two-step estimate with the 2SLS residuals' moment covariance, chi2 with L - K df, on the
+within-transformed data as ``ivreghdfe`` computes it.
 
 The Stock & Yogo (2005, Table 5.2) critical values for the maximal size of a nominal 5% Wald
 test based on 2SLS are in :data:`STOCK_YOGO_2SLS_SIZE`.
@@ -63,127 +75,20 @@ Kleibergen & Schaffer (2007), ranktest.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyfixest as pf
-from scipy import linalg, stats
+from scipy import stats
 
-from models.panel.fe import TIDY_COLUMNS, effect_codes, fit_twfe, partial_out, pyfixest_vcov
+from models.iv.diagnostics import (
+    hansen_j,
+    kleibergen_paap,
+    stock_yogo_critical_value,
+)
+from models.panel.fe import TIDY_COLUMNS, effect_codes, fit_twfe, partial_out
 
-# Stock & Yogo (2005), Table 5.2: critical values of the first-stage (Cragg-Donald / KP) F for
-# 2SLS Wald tests of nominal size 5% whose true size is at most 10%, 15%, 20%, 25%.
-# Key: (number of endogenous regressors, number of excluded instruments).
-STOCK_YOGO_2SLS_SIZE: dict[tuple[int, int], tuple[float, float, float, float]] = {
-    (1, 1): (16.38, 8.96, 6.66, 5.53),
-    (1, 2): (19.93, 11.59, 8.75, 7.25),
-    (1, 3): (22.30, 12.83, 9.54, 7.80),
-    (1, 4): (24.58, 13.96, 10.26, 8.31),
-    (1, 5): (26.87, 15.09, 10.98, 8.84),
-    (2, 2): (7.03, 4.58, 3.95, 3.63),
-    (2, 3): (13.43, 8.18, 6.40, 5.45),
-    (2, 4): (16.87, 9.93, 7.54, 6.28),
-    (2, 5): (19.45, 11.22, 8.38, 6.89),
-}
-STOCK_YOGO_SIZES = (0.10, 0.15, 0.20, 0.25)
-
-
-def stock_yogo_critical_value(n_endogenous: int, n_excluded: int, size: float = 0.10) -> float:
-    """Stock-Yogo critical value for the maximal size ``size`` of a nominal 5% 2SLS Wald test.
-
-    Weak instruments are rejected when the KP rk Wald F (or Cragg-Donald F) exceeds it.
-    """
-    key = (int(n_endogenous), int(n_excluded))
-    if key not in STOCK_YOGO_2SLS_SIZE:
-        raise KeyError(f"no Stock-Yogo 2SLS size critical value tabulated for {key[0]} "
-                       f"endogenous regressor(s) and {key[1]} excluded instrument(s); "
-                       f"tabulated: {sorted(STOCK_YOGO_2SLS_SIZE)}")
-    if size not in STOCK_YOGO_SIZES:
-        raise KeyError(f"size must be one of {STOCK_YOGO_SIZES}, not {size}")
-    return STOCK_YOGO_2SLS_SIZE[key][STOCK_YOGO_SIZES.index(size)]
-
-
-@dataclass(frozen=True)
-class RankTest:
-    """Raw Kleibergen-Paap rk statistics (``ranktest``'s ``r(chi2)``) for rank(Pi) = K - 1."""
-
-    lm: float
-    wald: float
-    df: int
-    n_obs: int
-    n_clusters: int | None
-
-
-def kleibergen_paap(
-    endogenous: np.ndarray,
-    instruments: np.ndarray,
-    clusters: np.ndarray | None = None,
-    covariance: str = "robust",
-) -> RankTest:
-    """Kleibergen-Paap (2006) rk LM and Wald statistics of H0: rank(Pi) = K - 1.
-
-    ``x~ = z~ Pi + v``: ``endogenous`` (N x K) and ``instruments`` (N x L) must already have
-    the controls and fixed effects partialled out. ``covariance`` is ``"robust"`` (White, or
-    clustered when ``clusters`` is given) or ``"iid"`` (Anderson's canonical-correlation LM,
-    through the general formula with W = I / N, and Cragg-Donald's Wald statistic
-    N ev / (1 - ev), ev the smallest squared canonical correlation). Returns the statistics
-    before ivreg2's degrees-of-freedom constants (see the module docstring).
-    """
-    x = np.asarray(endogenous, float).reshape(len(endogenous), -1)
-    z = np.asarray(instruments, float).reshape(len(instruments), -1)
-    n, k = x.shape
-    n_instruments = z.shape[1]
-    if n_instruments < k:
-        raise ValueError(f"underidentified: {n_instruments} instrument(s) for {k} endogenous")
-    zz, xx = z.T @ z, x.T @ x
-    pihat = linalg.solve(zz, z.T @ x, assume_a="pos")
-    chol_z = np.linalg.cholesky(zz)          # F F' = z'z (lower triangular F)
-    chol_x = np.linalg.cholesky(xx)          # G G' = x'x
-    inv_x_t = linalg.inv(chol_x.T)
-    inv_z_t = linalg.inv(chol_z.T)
-    theta = chol_z.T @ pihat @ inv_x_t       # L x K
-    u, canonical, vt = np.linalg.svd(theta)
-    v = vt.T
-    q = k                                     # test rank = q - 1 (ivreg2's underid / weak id)
-    u12, v12 = u[: q - 1, q - 1:], v[: q - 1, q - 1:]
-    u22, v22 = u[q - 1:, q - 1:], v[q - 1:, q - 1:]
-    u22h = linalg.sqrtm(u22 @ u22.T).real
-    v22h = linalg.sqrtm(v22 @ v22.T).real
-    a_q = np.vstack([u12, u22]) @ linalg.inv(u22) @ u22h
-    b_q = v22h @ linalg.inv(v22.T) @ np.vstack([v12, v22]).T
-    transform = np.kron(b_q, a_q.T)
-    lam = transform @ theta.reshape(-1, order="F")
-    rotation = np.kron(inv_x_t.T, inv_z_t.T)
-
-    def statistic(residuals: np.ndarray) -> float:
-        if covariance == "iid":
-            w = np.eye(n_instruments * k) / n
-        elif covariance == "robust":
-            scores = np.einsum("ik,il->ikl", residuals, z).reshape(n, -1)  # e_i kron z_i
-            if clusters is not None:
-                scores = pd.DataFrame(scores).groupby(np.asarray(clusters)).sum().to_numpy()
-            s = scores.T @ scores / n
-            w = rotation @ s @ rotation.T * n
-        else:
-            raise ValueError(f"covariance must be 'robust' or 'iid', not '{covariance}'")
-        omega = transform @ w @ transform.T
-        omega = (omega + omega.T) / 2
-        return float(lam @ linalg.solve(omega, lam, assume_a="sym"))
-
-    n_clusters = None if clusters is None else int(pd.Series(clusters).nunique())
-    if covariance == "iid":
-        # ranktest's iid branch: Anderson LM = N ev_K (the general formula with W = I / N)
-        # and Cragg-Donald Wald = N ev_K / (1 - ev_K), ev_K the smallest squared canonical
-        # correlation.
-        smallest = canonical[k - 1] ** 2
-        return RankTest(lm=statistic(x), wald=n * smallest / (1 - smallest),
-                        df=(n_instruments - k + 1), n_obs=n, n_clusters=n_clusters)
-    return RankTest(
-        lm=statistic(x), wald=statistic(x - z @ pihat),
-        df=(n_instruments - k + 1), n_obs=n, n_clusters=n_clusters,
-    )
+__all__ = ["IVFit", "fit_panel_iv", "two_stage_least_squares"]
 
 
 @dataclass(frozen=True)
@@ -227,11 +132,13 @@ def fit_panel_iv(
     frame
         Panel in long form; rows with a missing value in any used column are dropped.
     outcome, endogenous, instruments, exogenous
-        Column names: y, x (K), excluded instruments z (L >= K), included controls w.
+        Column names: y, x (K >= 1), excluded instruments z (L >= K), included controls w.
     effects
-        Absorbed effects in pyfixest syntax (``["city", "year"]``).
+        Absorbed effects in pyfixest syntax (``["city", "year"]``, ``"province^year"``); an
+        empty list fits an intercept instead.
     vcov
-        ``"hetero"`` (HC1) or ``"cluster:<column>"`` (CRV1); also used by the diagnostics.
+        ``"hetero"`` (HC1), ``"cluster:<column>"`` (CRV1) or ``"iid"``; the diagnostics use
+        the same (``"iid"`` makes the KP statistics Anderson's LM and Cragg-Donald's Wald).
     convention
         ``"ivreghdfe"`` (KP rk LM as ranktest returns it) or ``"xtivreg2"`` (LM times
         ``(N - n_units) / N``, ``effects[0]`` being the unit). The rk Wald F is the same.
@@ -240,67 +147,88 @@ def fit_panel_iv(
     -------
     IVFit
         ``first_stage[x]`` is the first-stage table (instruments, controls, Constant, R2) plus
-        ``partial_r2`` and ``first_stage_f`` rows; ``second_stage`` the 2SLS table; and
-        ``diagnostics`` holds ``kp_rk_lm``, ``kp_rk_lm_p``, ``kp_rk_lm_df``, ``kp_rk_wald_f``
-        and ``stock_yogo_10pct`` (NaN when not tabulated).
+        ``partial_r2`` and ``first_stage_f`` rows (the Wald F of the excluded instruments with
+        the same standard errors); ``second_stage`` the 2SLS table; ``diagnostics`` holds
+        ``kp_rk_lm``, ``kp_rk_lm_p``, ``kp_rk_lm_df``, ``kp_rk_wald_f``, ``cragg_donald_f``,
+        ``stock_yogo_10pct`` (NaN when not tabulated), and, when the model is over-identified
+        and the errors robust or clustered, ``hansen_j``, ``hansen_j_p``, ``hansen_j_df``.
     """
     if convention not in ("ivreghdfe", "xtivreg2"):
         raise ValueError(f"convention must be 'ivreghdfe' or 'xtivreg2', not '{convention}'")
+    endogenous, instruments = list(endogenous), list(instruments)
+    exogenous, effects = list(exogenous), list(effects)
+    if not endogenous:
+        raise ValueError("no endogenous regressor given")
     overlap = set(endogenous) & set(exogenous + instruments)
     if overlap:
         raise ValueError(f"{sorted(overlap)} listed both as endogenous and as exogenous")
+    overlap = set(instruments) & set(exogenous)
+    if overlap:
+        raise ValueError(f"{sorted(overlap)} listed both as excluded instrument and as control")
     if len(instruments) < len(endogenous):
         raise ValueError(f"{len(instruments)} instrument(s) {instruments} for "
-                         f"{len(endogenous)} endogenous regressor(s) {endogenous}")
-    cluster = vcov.split(":", 1)[1] if vcov.startswith("cluster:") else None
+                         f"{len(endogenous)} endogenous regressor(s) {endogenous}: "
+                         "underidentified [rule: at least as many instruments as endogenous]")
+    if convention == "xtivreg2" and not effects:
+        raise ValueError("convention 'xtivreg2' needs the unit as the first absorbed effect")
+    cluster = _cluster_column(vcov)
     used = [outcome, *endogenous, *instruments, *exogenous,
             *[p for e in effects for p in e.split("^")], *([cluster] if cluster else [])]
     missing = [c for c in dict.fromkeys(used) if c not in frame.columns]
     if missing:
         raise KeyError(f"columns {missing} not in the data")
     data = frame[list(dict.fromkeys(used))].dropna().reset_index(drop=True)
+    n_obs = len(data)
+    clusters = data[cluster].to_numpy() if cluster else None
 
-    first_stage = {}
-    for name in endogenous:
-        table = fit_twfe(data, name, [*instruments, *exogenous], effects, vcov=vcov).tidy()
-        first_stage[name] = table
-    formula = (f"{outcome} ~ {' + '.join(exogenous) if exogenous else '1'}"
-               f" | {' + '.join(effects)} | {' + '.join(endogenous)} ~ {' + '.join(instruments)}")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*singleton.*")
-        fit = pf.feols(formula, data=data, vcov=pyfixest_vcov(vcov))
-    second = _pyfixest_table(fit)
-    order = [*endogenous, *exogenous]
-    second = second.set_index("term").loc[order].reset_index()
-    n_obs = int(fit._N)
-    df_k = int(fit._df_k) if hasattr(fit, "_df_k") else None
+    # The second stage on the within-transformed data (Frisch-Waugh-Lovell for the effects).
+    within = partial_out(data, [outcome, *endogenous, *exogenous, *instruments], [], effects)
+    n_x = len(endogenous) + len(exogenous)
+    y_w = within[:, 0]
+    x_w = within[:, 1: 1 + n_x]
+    z_w = np.column_stack([within[:, 1 + n_x:], within[:, 1 + len(endogenous): 1 + n_x]])
+    _check_rank(x_w, [*endogenous, *exogenous], "regressors")
+    _check_rank(z_w, [*instruments, *exogenous], "instruments")
+    first_stage = {name: fit_twfe(data, name, [*instruments, *exogenous], effects,
+                                  vcov=vcov).tidy() for name in endogenous}
+    df_k_second = _df_k(data, n_x, effects, cluster)
+    coef, cov, resid = _within_2sls(y_w, x_w, z_w, vcov, clusters, df_k_second)
+    dof = (len(np.unique(clusters)) - 1) if cluster else n_obs - df_k_second
+    second = _coefficient_table([*endogenous, *exogenous], coef, cov, dof)
     if len(effects) == 2 and "^" not in "".join(effects):
         constant = _xtreg_iv_constant(data, outcome, endogenous, instruments, exogenous,
                                       effects, vcov)
         second = pd.concat([second, constant], ignore_index=True)
-    resid = np.asarray(fit.resid(), float)
+    elif not effects:
+        intercept = _intercept(data, outcome, [*endogenous, *exogenous],
+                               [*instruments, *exogenous], vcov, clusters, df_k_second, dof)
+        second = pd.concat([second, intercept], ignore_index=True)
     y = data[outcome].to_numpy(float)
     r2 = 1.0 - resid @ resid / np.sum((y - y.mean()) ** 2)
     second = pd.concat([second, pd.DataFrame({"term": ["R2"], "estimate": [r2]})],
                        ignore_index=True)
     second["n_obs"] = n_obs
 
-    x_tilde = partial_out(data, list(endogenous), list(exogenous), list(effects))
-    z_tilde = partial_out(data, list(instruments), list(exogenous), list(effects))
-    clusters = data[cluster].to_numpy() if cluster else None
-    rank = kleibergen_paap(x_tilde, z_tilde, clusters=clusters)
+    x_tilde = partial_out(data, endogenous, exogenous, effects)
+    z_tilde = partial_out(data, instruments, exogenous, effects)
+    covariance = "iid" if vcov == "iid" else "robust"
+    rank = kleibergen_paap(x_tilde, z_tilde, clusters=clusters, covariance=covariance)
+    iid_rank = rank if vcov == "iid" else kleibergen_paap(x_tilde, z_tilde, covariance="iid")
     n_excluded = len(instruments)
-    if df_k is None:
-        df_k = _df_k(data, len(instruments) + len(exogenous), effects, cluster)
+    # ivreg2 counts the instruments (excluded and included) and the absorbed levels here, not
+    # the second stage's parameters: the two differ when the model is over-identified.
+    df_k = _df_k(data, n_excluded + len(exogenous), effects, cluster)
+    lm = rank.lm
     if cluster is None:
         wald_f = rank.wald / n_obs * (n_obs - df_k) / n_excluded
-        lm = rank.lm
         if convention == "xtivreg2":
             lm *= (n_obs - data[effects[0]].nunique()) / n_obs
     else:
         g = rank.n_clusters
         wald_f = rank.wald / (n_obs - 1) * (n_obs - df_k) * (g - 1) / g / n_excluded
-        lm = rank.lm
+    # Cragg-Donald uses the full count of absorbed levels even when clustered.
+    df_k_iid = _df_k(data, n_excluded + len(exogenous), effects, None)
+    cragg_donald = iid_rank.wald / n_obs * (n_obs - df_k_iid) / n_excluded
     try:
         sy10 = stock_yogo_critical_value(len(endogenous), n_excluded, 0.10)
     except KeyError:
@@ -310,37 +238,113 @@ def fit_panel_iv(
         "kp_rk_lm_p": float(stats.chi2.sf(lm, rank.df)),
         "kp_rk_lm_df": float(rank.df),
         "kp_rk_wald_f": wald_f,
+        "cragg_donald_f": cragg_donald,
         "stock_yogo_10pct": sy10,
     }
+    if vcov != "iid" and n_excluded > len(endogenous):
+        j_stat, j_df = hansen_j(y_w, x_w, z_w, clusters=clusters)
+        diagnostics.update(hansen_j=j_stat, hansen_j_p=float(stats.chi2.sf(j_stat, j_df)),
+                           hansen_j_df=float(j_df))
     for j, name in enumerate(endogenous):
         first_stage[name] = _add_first_stage_rows(first_stage[name], x_tilde[:, j], z_tilde,
-                                                  n_obs, instruments)
+                                                  n_obs, vcov, clusters, df_k)
     return IVFit(
         outcome=outcome, endogenous=tuple(endogenous), instruments=tuple(instruments),
         exogenous=tuple(exogenous), effects=tuple(effects), vcov=vcov,
         first_stage=first_stage, second_stage=second[TIDY_COLUMNS], diagnostics=diagnostics,
-        n_obs=n_obs, extras={"rank_test": rank, "df_k": df_k},
+        n_obs=n_obs, extras={"rank_test": rank, "df_k": df_k, "df_k_second": df_k_second,
+                             "cov": cov},
     )
 
 
-def _pyfixest_table(fit) -> pd.DataFrame:
-    tidy = fit.tidy().reset_index()
+def _cluster_column(vcov: str) -> str | None:
+    if vcov.startswith("cluster:"):
+        return vcov.split(":", 1)[1]
+    if vcov in ("hetero", "HC1", "iid"):
+        return None
+    raise ValueError(f"IV standard errors must be 'hetero', 'iid' or 'cluster:<col>', "
+                     f"not '{vcov}'")
+
+
+def _check_rank(matrix: np.ndarray, names: list[str], what: str) -> None:
+    """Name the columns that add nothing once the effects are swept out (collinear)."""
+    if np.linalg.matrix_rank(matrix) == matrix.shape[1]:
+        return
+    redundant = []
+    for j in range(matrix.shape[1]):
+        keep = [k for k in range(matrix.shape[1]) if k != j]
+        if np.linalg.matrix_rank(matrix[:, keep]) == np.linalg.matrix_rank(matrix):
+            redundant.append(names[j])
+    raise ValueError(f"the {what} {redundant} are collinear with each other or with the "
+                     "absorbed effects [rule: full column rank after the effects]")
+
+
+def _sandwich(scores: np.ndarray, bread: np.ndarray, vcov: str, clusters, n_obs: int,
+              df_k: int, resid: np.ndarray) -> np.ndarray:
+    """Covariance with Stata's small-sample constants (HC1, CRV1) or the classical one."""
+    if vcov == "iid":
+        return bread * (resid @ resid) / (n_obs - df_k)
+    if clusters is not None:
+        sums = pd.DataFrame(scores).groupby(clusters).sum().to_numpy()
+        g = sums.shape[0]
+        meat = sums.T @ sums * g / (g - 1) * (n_obs - 1) / (n_obs - df_k)
+    else:
+        meat = scores.T @ scores * n_obs / (n_obs - df_k)
+    return bread @ meat @ bread
+
+
+def _within_2sls(y, x, z, vcov, clusters, df_k):
+    """2SLS of within-transformed y on x with instruments z: (coef, cov, residuals)."""
+    projection = z @ np.linalg.lstsq(z, x, rcond=None)[0]
+    coef = np.linalg.solve(projection.T @ x, projection.T @ y)
+    resid = y - x @ coef
+    bread = np.linalg.inv(projection.T @ projection)
+    cov = _sandwich(projection * resid[:, None], bread, vcov, clusters, len(y), df_k, resid)
+    return coef, cov, resid
+
+
+def _coefficient_table(terms, coef, cov, dof) -> pd.DataFrame:
+    se = np.sqrt(np.diag(cov))
+    t_stat = coef / se
+    crit = stats.t.ppf(0.975, dof)
     return pd.DataFrame({
-        "term": tidy["Coefficient"].astype(str),
-        "estimate": tidy["Estimate"].to_numpy(float),
-        "std_error": tidy["Std. Error"].to_numpy(float),
-        "ci_low": tidy["2.5%"].to_numpy(float),
-        "ci_high": tidy["97.5%"].to_numpy(float),
-        "stat": tidy["t value"].to_numpy(float),
-        "p_value": tidy["Pr(>|t|)"].to_numpy(float),
+        "term": list(terms), "estimate": coef, "std_error": se,
+        "ci_low": coef - crit * se, "ci_high": coef + crit * se,
+        "stat": t_stat, "p_value": 2 * stats.t.sf(np.abs(t_stat), dof),
     })
+
+
+def _intercept(data, outcome, regressors, instruments, vcov, clusters, df_k, dof):
+    """The intercept of 2SLS without absorbed effects, from the full (uncentred) sandwich."""
+    ones = np.ones((len(data), 1))
+    x = np.column_stack([data[regressors].to_numpy(float), ones])
+    z = np.column_stack([data[instruments].to_numpy(float), ones])
+    coef, cov, _ = _within_2sls(data[outcome].to_numpy(float), x, z, vcov, clusters, df_k)
+    table = _coefficient_table(["Constant"], coef[-1:], cov[-1:, -1:], dof)
+    return table
+
+
+def _add_first_stage_rows(table: pd.DataFrame, x_tilde: np.ndarray, z_tilde: np.ndarray,
+                          n_obs: int, vcov: str, clusters, df_k: int) -> pd.DataFrame:
+    """Partial R2 of the excluded instruments and the first-stage Wald F on them, with the
+    first stage's own small-sample constant (ivreg2's per-equation first-stage F)."""
+    coef, *_ = np.linalg.lstsq(z_tilde, x_tilde, rcond=None)
+    fitted = z_tilde @ coef
+    resid = x_tilde - fitted
+    partial_r2 = float(fitted @ fitted / (x_tilde @ x_tilde))
+    bread = np.linalg.inv(z_tilde.T @ z_tilde)
+    cov = _sandwich(z_tilde * resid[:, None], bread, vcov, clusters, n_obs, df_k, resid)
+    f_stat = float(coef @ np.linalg.solve(cov, coef)) / z_tilde.shape[1]
+    extra = pd.DataFrame({"term": ["partial_r2", "first_stage_f"],
+                          "estimate": [partial_r2, f_stat], "n_obs": [n_obs, n_obs]})
+    return pd.concat([table, extra], ignore_index=True)[TIDY_COLUMNS]
 
 
 def _df_k(data: pd.DataFrame, n_slopes: int, effects: list[str], cluster: str | None) -> int:
     """Parameters counted in the small-sample constant: slopes plus absorbed levels (minus one
     per extra effect); levels of effects nested in the cluster are left out (fixest's
     ``k_fixef="nonnested"``)."""
-    levels = 0
+    levels = 0 if effects else 1  # without absorbed effects, the intercept
     for index, effect in enumerate(effects):
         codes = effect_codes(data, effect)
         count = len(np.unique(codes)) - (1 if index > 0 else 0)
@@ -350,23 +354,6 @@ def _df_k(data: pd.DataFrame, n_slopes: int, effects: list[str], cluster: str | 
                 count = 1 if index == 0 else 0
         levels += count
     return n_slopes + levels
-
-
-def _add_first_stage_rows(table: pd.DataFrame, x_tilde: np.ndarray, z_tilde: np.ndarray,
-                          n_obs: int, instruments: list[str]) -> pd.DataFrame:
-    """Partial R2 of the excluded instruments and the first-stage Wald F on them."""
-    coef, *_ = np.linalg.lstsq(z_tilde, x_tilde, rcond=None)
-    fitted = z_tilde @ coef
-    partial_r2 = float(fitted @ fitted / (x_tilde @ x_tilde))
-    indexed = table.set_index("term")
-    # Robust F from the first-stage table's own standard errors (exact for one instrument).
-    if len(instruments) == 1:
-        f_stat = float(indexed.loc[instruments[0], "stat"] ** 2)
-    else:
-        f_stat = float("nan")
-    extra = pd.DataFrame({"term": ["partial_r2", "first_stage_f"],
-                          "estimate": [partial_r2, f_stat], "n_obs": [n_obs, n_obs]})
-    return pd.concat([table, extra], ignore_index=True)[TIDY_COLUMNS]
 
 
 def _xtreg_iv_constant(data, outcome, endogenous, instruments, exogenous, effects,
@@ -399,12 +386,13 @@ def _xtreg_iv_constant(data, outcome, endogenous, instruments, exogenous, effect
 
 
 def vcov_kind(vcov: str) -> str:
-    """``"hetero"`` or the cluster column of a ``"cluster:<col>"`` vcov string."""
+    """``"hetero"``, ``"iid"`` or the ``"cluster:<col>"`` vcov string itself."""
     if vcov in ("hetero", "HC1"):
         return "hetero"
-    if vcov.startswith("cluster:"):
+    if vcov == "iid" or vcov.startswith("cluster:"):
         return vcov
-    raise ValueError(f"IV standard errors must be 'hetero' or 'cluster:<col>', not '{vcov}'")
+    raise ValueError(f"IV standard errors must be 'hetero', 'iid' or 'cluster:<col>', "
+                     f"not '{vcov}'")
 
 
 def two_stage_least_squares(y, x, z, kind, data, groups):
@@ -427,6 +415,8 @@ def two_stage_least_squares(y, x, z, kind, data, groups):
         sums = pd.DataFrame(scores).groupby(cluster).sum().to_numpy()
         g = sums.shape[0]
         meat = sums.T @ sums * (g / (g - 1)) * ((n - 1) / dof)
+    elif kind == "iid":
+        return coef, bread * (resid @ resid) / dof, dof
     else:
         meat = scores.T @ scores * n / dof
     return coef, bread @ meat @ bread, dof

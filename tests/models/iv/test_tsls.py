@@ -10,12 +10,8 @@ from linearmodels.iv import IV2SLS
 from threadpoolctl import threadpool_limits
 
 from inference.datasets import default_data_path
-from models.iv.tsls import (
-    fit_panel_iv,
-    kleibergen_paap,
-    stock_yogo_critical_value,
-    two_stage_least_squares,
-)
+from models.iv.diagnostics import kleibergen_paap, stock_yogo_critical_value
+from models.iv.tsls import fit_panel_iv, two_stage_least_squares
 from models.panel.fe import partial_out
 
 CONTROLS = ["Eco", "Huc", "Edu", "Fis", "Gov"]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import builtins
-import contextlib
-import io
-import types
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +10,10 @@ import pytest
 
 from data.errors import DataError
 from data.measures.shift_share import add_measures
-from models.system_gmm import fit_system_gmm
+from models.gmm.estimate import fit_system_gmm
+from tests.models.gmm.peer import assert_matches_pydynpd, pydynpd_model
 
-PANEL = Path(__file__).resolve().parents[2] / "data" / "files" / "zhu2025" / "panel.csv"
+PANEL = Path(__file__).resolve().parents[3] / "data" / "files" / "zhu2025" / "panel.csv"
 CONTROLS = ["ln_pop", "ln_emp", "ln_rd_staff"]
 
 
@@ -27,36 +24,11 @@ def zhu_panel() -> pd.DataFrame:
 
 
 def _pydynpd(command: str, frame: pd.DataFrame, monkeypatch):
-    """pydynpd's abond, with shims for the NumPy 2 calls it still makes (in1d, float of 1x1)."""
-    regression = pytest.importorskip("pydynpd.regression")
-    import pydynpd.panel_data as panel_data
-    import pydynpd.specification_tests as spec_tests
-
-    if not hasattr(np, "in1d"):
-        monkeypatch.setattr(panel_data.np, "in1d", np.isin, raising=False)
-    monkeypatch.setattr(spec_tests, "float",
-                        lambda v: builtins.float(np.asarray(v).item()), raising=False)
-    monkeypatch.setattr(spec_tests, "math",
-                        types.SimpleNamespace(sqrt=lambda v: np.sqrt(np.asarray(v).item())))
-    # pydynpd needs rows sorted by unit and period and adds helper columns to its input.
-    data = frame.sort_values(["city", "year"]).reset_index(drop=True).copy()
-    with contextlib.redirect_stdout(io.StringIO()):
-        return regression.abond(command, data, ["city", "year"]).models[0]
+    return pydynpd_model(command, frame, ["city", "year"], monkeypatch)
 
 
 def _compare(ours, theirs, rename=lambda t: t):
-    table = theirs.regression_table.set_index("variable")
-    mine = dict(zip(ours.terms, zip(ours.beta, ours.std_errors, strict=True), strict=True))
-    for name, row in table.iterrows():
-        term = rename(str(name))
-        assert mine[term][0] == pytest.approx(row["coefficient"], abs=1e-6), term
-        assert mine[term][1] == pytest.approx(row["std_err"], abs=1e-6), term
-    assert ours.hansen[0] == pytest.approx(theirs.hansen.test_value, abs=1e-6)
-    assert ours.hansen[1] == theirs.hansen.df
-    for ar in theirs.AR_list:
-        assert ours.ar[ar.lag][0] == pytest.approx(ar.AR, abs=1e-6)
-    assert ours.n_obs_diff == theirs.num_obs
-    assert ours.n_instruments == theirs.z_information.num_instr
+    assert_matches_pydynpd(ours, theirs, rename)
 
 
 def _pydynpd_name(name: str) -> str:
