@@ -47,7 +47,23 @@ def run_nutpie(compiled, draws: int, tune: int, chains: int, seed: int, progress
                             progress_bar=progressbar, save_warmup=False,
                             return_raw_trace=True, **extra)
     idata = raw_trace_to_inference_data(raw, compiled.coords)
+    check_complete(idata, draws, chains)
     return idata, _time.perf_counter() - start
+
+
+def check_complete(idata, draws: int, chains: int) -> None:
+    """Refuse a trace with fewer chains or draws than asked for.
+
+    nutpie returns what it has when sampling is interrupted (Ctrl-C): a posterior cut short
+    would otherwise be summarised and saved as if complete, under a spec that records the
+    draws asked for.
+    """
+    posterior = idata.posterior
+    got_chains, got_draws = posterior.sizes.get("chain", 0), posterior.sizes.get("draw", 0)
+    if got_chains != chains or got_draws != draws:
+        raise KeyboardInterrupt(
+            f"sampling stopped early: {got_chains} chain(s) x {got_draws} draws of the "
+            f"{chains} x {draws} asked for")
 
 
 def sample_model(

@@ -74,7 +74,9 @@ def raw_trace_to_inference_data(raw, coords: Mapping[str, Any]):
         tuning = np.asarray(_column_array(stats.column("tuning"), slice(None), ()), dtype=bool)
         keep_rows.append(~tuning)
     if len({int(rows.sum()) for rows in keep_rows}) != 1:
-        raise ValueError("nutpie returned chains of different lengths; the run was cut short.")
+        # Only an interruption (Ctrl-C, which nutpie catches) leaves chains of unequal length.
+        raise KeyboardInterrupt("sampling stopped early: nutpie returned chains of "
+                                "different lengths")
     posterior = _group(draw_batches, keep_rows, (), coords)
     sample_stats = _group(stat_batches, keep_rows, _UNSTORED_STATS | {"chain", "draw"}, coords)
     return az.InferenceData(posterior=posterior, sample_stats=sample_stats)

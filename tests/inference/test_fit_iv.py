@@ -34,7 +34,8 @@ def test_parse_instrumented_formula():
     ("y ~ x1 + [d z1] | unit", "needs one '~'"),
     ("y ~ x1 + [d ~ x1] | unit", "['x1'] appear more than once"),
     ("y ~ x1 + d ~ z | unit", "exactly one '~'"),
-    ("y ~ x1 + [d ~ log(z)] | unit", "'log(z)' in the instruments is not a name a formula can hold"),
+    ("y ~ x1 + [d ~ log(z)] | unit",
+     "'log(z)' in the instruments is not a name a formula can hold"),
 ])
 def test_instrumented_formula_rejects_with_reason(text, words):
     with pytest.raises(FormulaError) as info:

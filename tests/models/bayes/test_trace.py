@@ -40,3 +40,16 @@ def test_raw_trace_conversion_equals_nutpie(compiled):
             np.testing.assert_array_equal(got[dim].values, expected[dim].values)
     assert ours.posterior.sizes["draw"] == 150
     assert list(ours.posterior["coef"].values) == ["a", "b", "c"]
+
+
+def test_a_trace_cut_short_is_an_interruption_not_a_posterior():
+    import arviz as az
+    import numpy as np
+    import pytest
+
+    from models.bayes.sampler import check_complete
+
+    idata = az.from_dict(posterior={"slope": np.zeros((1, 250))})
+    check_complete(idata, draws=250, chains=1)
+    with pytest.raises(KeyboardInterrupt, match="1 chain"):
+        check_complete(idata, draws=1000, chains=4)
