@@ -104,3 +104,15 @@ def test_one_unit_is_refused_before_the_demeaning():
         fit_twfe(frame[frame["unit"] == 0], "y", ["x"], ["unit", "year"])
     with pytest.raises(ValueError, match=r"\['nope'\] not in the data"):
         fit_twfe(frame, "y", ["x", "nope"], ["unit", "year"])
+
+
+def test_a_treatment_in_few_clusters_is_flagged_beside_its_error():
+    frame = _small_panel()
+    frame["treat_post"] = ((frame["unit"] == 3) & (frame["year"] >= 2)).astype(int)
+    fit = fit_twfe(frame, "y", ["x", "treat_post"], ["unit", "year"], vcov="cluster:unit")
+    notes = dict(zip(fit.table["term"], fit.table["note"], strict=True))
+    assert "rests on 1 of 20 clusters with treat_post = 1" in notes["treat_post"]
+    assert notes["x"] == ""  # a continuous regressor is not a treatment
+    spread = frame.assign(treat_post=((frame["unit"] < 12) & (frame["year"] >= 2)).astype(int))
+    fit = fit_twfe(spread, "y", ["x", "treat_post"], ["unit", "year"], vcov="cluster:unit")
+    assert "note" not in fit.table or not fit.table["note"].fillna("").any()
