@@ -57,13 +57,15 @@ def check_output_folder(out: Path, inputs: Iterable[tuple[str, Path | None]]) ->
     return out
 
 
-def start_run(out: Path, command: str) -> None:
+def start_run(out: Path, command: str, keep: Iterable[str] = ()) -> None:
     """Remove an earlier run's outputs from ``out`` (only files a run writes, and only where a
-    run marker shows the folder is a run's) and mark the folder as being written."""
+    run marker shows the folder is a run's), except the names in ``keep`` (posteriors this run
+    may reuse), and mark the folder as being written."""
     marker = out / MARKER
+    kept = set(keep)
     if marker.exists():
         for entry in out.iterdir():
-            if entry.is_file() and _written_by_a_run(entry.name):
+            if entry.is_file() and _written_by_a_run(entry.name) and entry.name not in kept:
                 entry.unlink()
     marker.write_text(json.dumps({"command": command, "status": "running"}) + "\n")
 

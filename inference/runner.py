@@ -19,6 +19,7 @@ from inference.estimators import BAYESIAN, FREQUENTIST, Estimate, Settings
 from inference.outputs import check_output_folder, finish_run, start_run
 from inference.registry import Spec, Study, load_study
 from inference.results import assemble, result_rows, write_results
+from inference.resume import fit_key, kept_files, lookup, record_fit
 from inference.samples import prepare_sample
 
 QUICK_SAMPLING = {"draws": 300, "tune": 300, "chains": 2}
@@ -172,7 +173,9 @@ def run_study(
     priors = _user_priors(options)
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
     dataset = load_dataset(name, options.data, needed, options.encoding)
-    start_run(out_dir, f"run {name}")
+    reusable = kept_files(out_dir)
+    start_run(out_dir, f"run {name}", keep=reusable)
+    written: set[str] = set()
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
     dataset = _derive_measures(study, dataset, progress)
 
@@ -217,15 +220,25 @@ def run_study(
         tick = time.perf_counter()
         progress(f"{prefix}: sampling the Bayesian counterpart "
                  f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
-        try:
-            estimate = bayesian(sample, spec, settings)
-        except SPEC_ERRORS as exc:
-            outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
-            progress(f"{prefix}: Bayesian counterpart not run ({exc})")
-            continue
+        key = fit_key(spec, sample, settings)
+        saved = lookup(out_dir, key)
+        if saved is not None:
+            progress(f"{prefix}: Bayesian counterpart reused (the same data, spec, priors, "
+                     "sampler settings and seed finished here before)")
+            estimate = Estimate(saved[0], fits=saved[1])
+            paths = [fit.path for fit in saved[1].values()]
+        else:
+            try:
+                estimate = bayesian(sample, spec, settings)
+            except SPEC_ERRORS as exc:
+                outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
+                progress(f"{prefix}: Bayesian counterpart not run ({exc})")
+                continue
+            paths = _save_fits(estimate, spec, out_dir)
+            record_fit(out_dir, key, estimate.tidy, estimate.fits, paths)
+        written.update(path.name for path in paths)
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="bayesian"))
-        _save_fits(estimate, spec, out_dir)
         outcome.figures.extend(estimate.figures)
         outcome.bayes_fits.update({f"{spec.table}/{spec.column}/{k}": f
                                    for k, f in estimate.fits.items()})
@@ -234,6 +247,8 @@ def run_study(
             outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
         status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
         progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
+    for stale in reusable - written:  # posteriors of an earlier run that this one did not make
+        (out_dir / stale).unlink(missing_ok=True)
     outcome.results = assemble(parts, dataset.label)
     path = write_results(outcome.results, out_dir)
     outcome.sensitivity = _prior_sensitivity(outcome.bayes_fits, out_dir, progress)
