@@ -124,6 +124,16 @@ def fit_twfe(
         [table, pd.DataFrame({"term": ["R2"], "estimate": [r2]})], ignore_index=True
     )
     table["n_obs"] = n_obs
+    columns = list(dict.fromkeys([outcome, *regressors,
+                                  *(c for e in effects for c in e.split("^"))]))
+    dropped_rows = len(frame[columns].dropna()) - n_obs
+    if dropped_rows > 0:
+        # pyfixest drops fixed-effect singletons as reghdfe does; the Bayesian model keeps
+        # them (their unit effect is shrunk, not free), so its n_obs is larger.
+        existing = table["note"].fillna("") if "note" in table else [""] * len(table)
+        singleton = (f"{dropped_rows} row(s) whose effect level is observed once (singletons) "
+                     "dropped, as reghdfe does")
+        table["note"] = [f"{note}; {singleton}" if note else singleton for note in existing]
     if vcov.startswith("cluster:"):
         notes = few_treated_clusters(frame, regressors, vcov.split(":", 1)[1])
         if notes:

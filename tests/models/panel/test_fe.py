@@ -116,3 +116,13 @@ def test_a_treatment_in_few_clusters_is_flagged_beside_its_error():
     spread = frame.assign(treat_post=((frame["unit"] < 12) & (frame["year"] >= 2)).astype(int))
     fit = fit_twfe(spread, "y", ["x", "treat_post"], ["unit", "year"], vcov="cluster:unit")
     assert "note" not in fit.table or not fit.table["note"].fillna("").any()
+
+
+def test_dropped_singletons_are_said():
+    import pandas as pd
+
+    frame = _small_panel()
+    lone = frame.iloc[[0]].assign(unit=99)  # a unit seen in one year only
+    fit = fit_twfe(pd.concat([frame, lone], ignore_index=True), "y", ["x"], ["unit", "year"])
+    assert fit.n_obs == len(frame)
+    assert all("1 row(s) whose effect level is observed once" in n for n in fit.table["note"])
