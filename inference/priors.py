@@ -6,9 +6,9 @@ partial pooling (:mod:`models.heterogeneity.bayes`) and the first stage and erro
 (:mod:`models.iv.bayes`), and the event study's TWFE roles plus ``event_path``, the prior on
 the event-time path (``event_path = "rw1"``, ``"rw2(step=0.1)"``, ``"hierarchical"``,
 ``"independent"``; :mod:`models.event_study.path_priors`). The user writes them in one
-place; :func:`read_prior_entries` checks every entry against the family it belongs to before anything is fitted, and
-:func:`priors_for` hands each family only its own roles, so that no family's parser needs to
-know the others' role names.
+place; :func:`read_prior_entries` checks every entry against the family it belongs to
+before anything is fitted, and :func:`priors_for` hands each family only its own roles, so
+that no family's parser needs to know the others' role names.
 """
 
 from __future__ import annotations
