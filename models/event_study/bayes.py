@@ -171,6 +171,7 @@ def fit_bayes_event_study(
     time: str = "year",
     reference: int = 2015,
     likelihood: str = "normal",
+    transform: str | None = None,
     path_prior: EventPathPrior | str | dict | None = None,
     priors: Any = None,
     draws: int = 1000,
@@ -182,8 +183,9 @@ def fit_bayes_event_study(
 ) -> BayesEventStudyFit:
     """Fit the Bayesian event study of the module docstring.
 
-    ``likelihood="normal"`` models ln(1 + ``outcome``) (rows with ``outcome`` <= -1 dropped),
-    ``"negbin"`` the raw counts (non-negative integers) with a log link. ``path_prior`` is an
+    ``likelihood="normal"`` models ln(1 + ``outcome``) (rows with ``outcome`` <= -1 dropped;
+    ``transform="none"`` models the outcome as given), ``"negbin"`` the raw counts
+    (non-negative integers) with a log link. ``path_prior`` is an
     :class:`EventPathPrior` or its text (``"rw1"``, ``"rw2(step=0.1)"``; default
     ``independent``); ``priors`` the panel roles of :mod:`models.bayes.panel_priors` (slopes of
     the controls, scales, dispersion).
@@ -198,7 +200,11 @@ def fit_bayes_event_study(
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"event-study likelihood must be one of {LIKELIHOODS}, not "
                          f"{likelihood!r}")
-    transform = "log1p" if likelihood == "normal" else "none"
+    if transform is None:
+        transform = "log1p" if likelihood == "normal" else "none"
+    if likelihood == "negbin" and transform != "none":
+        raise ValueError("the negative binomial event study models the raw counts; "
+                         "use transform='none'")
     data, event_years, n_dropped = event_design(frame, outcome, treat_variable, controls, unit,
                                                 time, reference, transform)
     if likelihood == "negbin":
