@@ -180,6 +180,7 @@ def fit_bayes_event_study(
     seed: int = 0,
     target_accept: float | None = None,
     progressbar: bool = False,
+    low_rank_mass_matrix: bool = True,
 ) -> BayesEventStudyFit:
     """Fit the Bayesian event study of the module docstring.
 
@@ -188,7 +189,14 @@ def fit_bayes_event_study(
     (non-negative integers) with a log link. ``path_prior`` is an
     :class:`EventPathPrior` or its text (``"rw1"``, ``"rw2(step=0.1)"``; default
     ``independent``); ``priors`` the panel roles of :mod:`models.bayes.panel_priors` (slopes of
-    the controls, scales, dispersion).
+    the controls, scales, dispersion). ``low_rank_mass_matrix`` (nutpie's diagonal plus
+    low-rank metric, the default): the event coefficients share the reference year and are
+    correlated (about 0.5), and in the negative binomial model the intercept moves with the
+    mean of the unit offsets; a diagonal metric mixes both slowly. Measured on the shipped
+    zhu2025 panel (ai_entries, 2 chains): normal, 300 + 300 draws: bulk ESS of the
+    coefficients 200-270 with the diagonal metric, 700-1,270 with the low-rank one; negative
+    binomial, 1,000 + 1,000 draws: R-hat of the intercept 1.14 (diagonal), 1.00 and ESS
+    above 2,000 (low-rank).
 
     Returns
     -------
@@ -224,7 +232,7 @@ def fit_bayes_event_study(
         data, outcome, [*terms, *controls], unit=unit, time=time, priors=priors,
         likelihood=likelihood, draws=draws, tune=tune, chains=chains, seed=seed,
         target_accept=target_accept, progressbar=progressbar, slope_prior=slope_prior,
-        mundlak_columns=[terms[0], *controls],
+        mundlak_columns=[terms[0], *controls], low_rank_mass_matrix=low_rank_mass_matrix,
     )
     spec = {**fit.spec, "reference": int(reference), "event_years": event_years,
             "controls": list(controls), "path_prior": path.kind, "transform": transform,

@@ -235,6 +235,7 @@ def fit_bayes_twfe(
     reuse_compiled: bool = True,
     slope_prior=None,
     mundlak_columns: Sequence[str] | None = None,
+    low_rank_mass_matrix: bool = False,
 ) -> BayesPanelFit:
     """Fit the hierarchical Bayesian counterpart of a TWFE regression.
 
@@ -282,6 +283,10 @@ def fit_bayes_twfe(
         regressors it covers) and ``describe()`` (its record in the fit's priors). The event study
         (:mod:`models.event_study.bayes`) puts its event-time path priors here. Such a
         model is compiled for each fit.
+    low_rank_mass_matrix : bool
+        nutpie only, models compiled per fit: adapt a low-rank correction to the diagonal
+        mass matrix (:func:`models.bayes.sampler.sample_model`), for the linear correlations
+        of the sampled unit offsets with the intercept and Mundlak terms.
     mundlak_columns : sequence of str, optional
         Regressors whose unit means enter the Mundlak term (default all; see
         :func:`models.panel.design.prepare_panel`).
@@ -324,7 +329,8 @@ def fit_bayes_twfe(
                                      progressbar, target), None)
         model = build_twfe_model(design, resolved, likelihood, parametrisation, mode,
                                  slope_builder=builder)
-        return (*sample_model(model, sampler, draws, tune, chains, seed, progressbar, target),
+        return (*sample_model(model, sampler, draws, tune, chains, seed, progressbar, target,
+                              low_rank_mass_matrix),
                 model)
 
     idata, times, model = sample(target_accept)
@@ -339,7 +345,8 @@ def fit_bayes_twfe(
               "likelihood": likelihood, "parametrisation": parametrisation, "sampler": sampler,
               "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
               "divergences_before_retry": divergences_before_retry,
-              "compiled_model_reused": bool(compiled_path)}
+              "compiled_model_reused": bool(compiled_path),
+              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path)}
     if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
