@@ -119,9 +119,13 @@ def frequentist_rm_rows(freq_fit, mbars) -> pd.DataFrame:
 
 def published_path(study: str, table: str, column: str) -> pd.DataFrame:
     """The published Treat x year coefficients with estimate +/- 1.96 SE (empty if none)."""
+    from data.errors import DataError
     from data.published import load_published
 
-    published = load_published(study)
+    try:
+        published = load_published(study)
+    except (DataError, ValueError):
+        return pd.DataFrame(columns=["year", "estimate", "ci_low", "ci_high"])
     rows = published[(published["table"] == table) & (published["column"] == column)
                      & published["term"].str.startswith(TERM_PREFIX)
                      & (published["printed_kind"] == "se")]

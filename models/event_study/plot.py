@@ -9,7 +9,8 @@ import pandas as pd
 STYLES = {
     "published": {"color": "C2", "marker": "D"},
     "frequentist": {"color": "C0", "marker": "o"},
-    "Bayesian": {"color": "C3", "marker": "s"},
+    "Bayesian normal": {"color": "C3", "marker": "s"},
+    "Bayesian negbin": {"color": "C1", "marker": "^"},
 }
 
 
@@ -37,7 +38,7 @@ def plot_event_paths(paths: dict[str, pd.DataFrame], reference: int, path: str |
     for i, (label, frame) in enumerate(paths.items()):
         offset = (i - (len(paths) - 1) / 2) * width
         style = next((v for k, v in STYLES.items() if label.startswith(k)),
-                     {"color": f"C{i + 4}", "marker": "^"})
+                     {"color": f"C{i + 4}", "marker": "v"})
         frame = frame[frame["year"] != reference]
         years.update(int(y) for y in frame["year"])
         ax.errorbar(frame["year"] + offset, frame["estimate"],

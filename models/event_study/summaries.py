@@ -23,7 +23,11 @@ Relative magnitudes
     years after ref): the maximum of l'delta over the box of first differences puts every
     difference at its bound. Per draw this is the identified set; the posterior of its lower
     and upper ends gives a 94% interval [q_3%(lower), q_97%(upper)] and the probability that
-    the effect keeps its sign under every violation allowed.
+    the effect keeps its sign under every violation allowed. The pre-period maximum is taken
+    draw by draw, so its posterior carries the noise of the pre-period coefficients (the mean
+    of a maximum exceeds the maximum of the means): these sets are wider than the identified
+    set at the point estimates, the more so the noisier the pre-period path. HonestDiD's
+    C-LF confidence sets account for the same noise by a conditional test instead.
 """
 
 from __future__ import annotations
