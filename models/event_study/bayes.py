@@ -106,6 +106,10 @@ class BayesEventStudyFit(BayesPanelFit):
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         table = super()._build_tidy(auxiliary)
+        # Only the first event term's unit mean enters the Mundlak term (see the module
+        # docstring); the others' Mundlak coefficients are draws from their prior.
+        idle = [f"mundlak_{TERM_PREFIX}{y}" for y in self.event_years[1:]]
+        table = table[~table["term"].isin(idle)].reset_index(drop=True)
         if self.spec["likelihood"] != "negbin":
             return table
         draws = self.path_draws()
