@@ -3,10 +3,12 @@
 A study mixes model families, each with its own prior roles: the TWFE roles of
 :mod:`models.bayes.panel_priors` (also read by the threshold models), the group sd of
 partial pooling (:mod:`models.heterogeneity.bayes`) and the first stage and error correlation of IV
-(:mod:`models.iv.bayes`). The user writes them in one place; :func:`read_prior_entries` checks
-every entry against the family it belongs to before anything is fitted, and
-:func:`priors_for` hands each family only its own roles, so that no family's parser needs to
-know the others' role names.
+(:mod:`models.iv.bayes`), and the event study's TWFE roles plus ``event_path``, the prior on
+the event-time path (``event_path = "rw1"``, ``"rw2(step=0.1)"``, ``"hierarchical"``,
+``"independent"``; :mod:`models.event_study.path_priors`). The user writes them in one
+place; :func:`read_prior_entries` checks every entry against the family it belongs to
+before anything is fitted, and :func:`priors_for` hands each family only its own roles, so
+that no family's parser needs to know the others' role names.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 from models.bayes.panel_priors import ROLES
 from models.bayes.priors import PriorSpecError, read_prior_table
 
-FAMILIES = ("panel", "heterogeneity", "iv")
+FAMILIES = ("panel", "heterogeneity", "iv", "event_study")
+EVENT_PATH_ROLE = "event_path"
 
 
 def family_roles() -> dict[str, tuple[str, ...]]:
@@ -26,7 +29,8 @@ def family_roles() -> dict[str, tuple[str, ...]]:
     from models.heterogeneity.priors import GROUP_SD_ROLE
     from models.iv.bayes import IV_ROLES
 
-    return {"panel": ROLES, "heterogeneity": (*ROLES, GROUP_SD_ROLE), "iv": IV_ROLES}
+    return {"panel": ROLES, "heterogeneity": (*ROLES, GROUP_SD_ROLE), "iv": IV_ROLES,
+            "event_study": (*ROLES, EVENT_PATH_ROLE)}
 
 
 def _role(key: Any) -> str:
@@ -63,6 +67,7 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     PriorSpecError
         Naming the file and key (or the override text) of an unknown role or invalid prior.
     """
+    from models.event_study.path_priors import EventPathPrior
     from models.heterogeneity.priors import HeterogeneityPriors
     from models.iv.bayes import IVPriors
 
@@ -85,6 +90,8 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     try:
         HeterogeneityPriors.parse(priors_for(entries, "heterogeneity"))
         IVPriors.parse(priors_for(entries, "iv"))
+        if EVENT_PATH_ROLE in entries:
+            EventPathPrior.parse(entries[EVENT_PATH_ROLE])
     except PriorSpecError as error:
         raise PriorSpecError(f"Priors from {where}: {error}") from None
     return entries

@@ -1,11 +1,20 @@
 """Event studies: treatment x event-year TWFE with a reference year and pre-trend tests
-(``twfe``).
+(``twfe``), its Bayesian counterpart with priors on the event-time path (``bayes``,
+``path_priors``), posterior summaries and relative-magnitude sensitivity (``summaries``) and
+the combined figure (``plot``).
 """
 
 from models import lazy_entry_points
 
 ENTRY_POINTS = {
+    "BayesEventStudyFit": "bayes",
+    "EventPathPrior": "path_priors",
     "EventStudyFit": "twfe",
+    "fit_bayes_event_study": "bayes",
+    "plot_event_paths": "plot",
+    "post_summaries": "summaries",
+    "pretrend_probability": "summaries",
+    "relative_magnitude_bounds": "summaries",
     "fit_event_study": "twfe",
     "plot_event_study": "twfe",
     "treatment_indicator": "twfe",

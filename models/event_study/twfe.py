@@ -52,6 +52,8 @@ class EventStudyFit:
     pretrend_stat: float
     pretrend_p_value: float
     pretrend_df: tuple[int, int]
+    # Covariance of the Treat x year coefficients, in the order of the table's rows.
+    cov: np.ndarray | None = None
 
     def tidy(self) -> pd.DataFrame:
         """Treat x year rows, then ``pretrend_wald`` and ``R2``."""
@@ -181,6 +183,9 @@ def fit_event_study(
     table = table[table["term"].isin(terms)].reset_index(drop=True)
     pre = [t for y, t in zip(event_years, terms, strict=True) if y < reference]
     stat, p_value, df = _pretrend_wald(fit, pre)
+    names = list(fit._coefnames)
+    index = [names.index(t) for t in terms]
+    cov = np.asarray(fit._vcov)[np.ix_(index, index)]
     n_obs = int(fit._N)
     extra = pd.DataFrame({"term": ["pretrend_wald", "R2"], "estimate": [np.nan, fit._r2],
                           "stat": [stat, np.nan], "p_value": [p_value, np.nan]})
@@ -189,7 +194,7 @@ def fit_event_study(
     return EventStudyFit(
         outcome=outcome, reference=reference, transform=transform, table=table[TIDY_COLUMNS],
         n_obs=n_obs, n_dropped=n_dropped, r2=float(fit._r2), pretrend_stat=stat,
-        pretrend_p_value=p_value, pretrend_df=df,
+        pretrend_p_value=p_value, pretrend_df=df, cov=cov,
     )
 
 

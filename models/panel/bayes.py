@@ -233,6 +233,9 @@ def fit_bayes_twfe(
     target_accept: float | None = None,
     unit_effects: str = "auto",
     reuse_compiled: bool = True,
+    slope_prior=None,
+    mundlak_columns: Sequence[str] | None = None,
+    low_rank_mass_matrix: bool = False,
 ) -> BayesPanelFit:
     """Fit the hierarchical Bayesian counterpart of a TWFE regression.
 
@@ -273,6 +276,20 @@ def fit_bayes_twfe(
         For the collapsed and marginalised models with nutpie, compile once per model shape
         and re-use the compiled model for later designs of the same shape
         (:mod:`models.panel.compiled`); same model, same posterior, no 10-25 s compile.
+    slope_prior : optional
+        A joint prior on the slopes in place of the independent ones: an object with
+        ``build(design, priors)`` (creates the Deterministic ``slope`` inside the model),
+        ``prior_variables`` (its free variables, recorded in ``log_prior``), ``terms`` (the
+        regressors it covers) and ``describe()`` (its record in the fit's priors). The event study
+        (:mod:`models.event_study.bayes`) puts its event-time path priors here. Such a
+        model is compiled for each fit.
+    low_rank_mass_matrix : bool
+        nutpie only, models compiled per fit: adapt a low-rank correction to the diagonal
+        mass matrix (:func:`models.bayes.sampler.sample_model`), for the linear correlations
+        of the sampled unit offsets with the intercept and Mundlak terms.
+    mundlak_columns : sequence of str, optional
+        Regressors whose unit means enter the Mundlak term (default all; see
+        :func:`models.panel.design.prepare_panel`).
 
     Returns
     -------
@@ -284,7 +301,7 @@ def fit_bayes_twfe(
     likelihood = canonical_likelihood(likelihood)
     if sampler not in SAMPLERS:
         raise ValueError(f"Unknown sampler {sampler!r}; use one of {SAMPLERS}.")
-    design = prepare_panel(df, outcome, regressors, unit, time)
+    design = prepare_panel(df, outcome, regressors, unit, time, mundlak_columns)
     if likelihood == "negbin":
         y = design.y
         bad = np.flatnonzero((y < 0) | (y != np.round(y)))
@@ -303,14 +320,17 @@ def fit_bayes_twfe(
     from models.panel.compiled import reusable, sample_compiled
 
     compiled_path = mode in ("collapsed", "marginalised") and sampler == "nutpie" and (
-        reuse_compiled and reusable(design, resolved))
+        reuse_compiled and slope_prior is None and reusable(design, resolved))
+    builder = None if slope_prior is None else slope_prior.build
 
     def sample(target: float | None):
         if compiled_path:
             return (*sample_compiled(design, resolved, mode, draws, tune, chains, seed,
                                      progressbar, target), None)
-        model = build_twfe_model(design, resolved, likelihood, parametrisation, mode)
-        return (*sample_model(model, sampler, draws, tune, chains, seed, progressbar, target),
+        model = build_twfe_model(design, resolved, likelihood, parametrisation, mode,
+                                 slope_builder=builder)
+        return (*sample_model(model, sampler, draws, tune, chains, seed, progressbar, target,
+                              low_rank_mass_matrix),
                 model)
 
     idata, times, model = sample(target_accept)
@@ -325,7 +345,8 @@ def fit_bayes_twfe(
               "likelihood": likelihood, "parametrisation": parametrisation, "sampler": sampler,
               "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
               "divergences_before_retry": divergences_before_retry,
-              "compiled_model_reused": bool(compiled_path)}
+              "compiled_model_reused": bool(compiled_path),
+              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path)}
     if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
@@ -347,10 +368,11 @@ def fit_bayes_twfe(
         )
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical unit and year effects.
+    extra = () if slope_prior is None else tuple(slope_prior.prior_variables)
     prior_vars = [
         v.name
         for v in model.free_RVs
-        if v.name in roles or v.name.startswith(("slope_", "between_"))
+        if v.name in roles or v.name in extra or v.name.startswith(("slope_", "between_"))
     ]
     if "log_prior" in idata.groups():
         del idata.log_prior
@@ -366,11 +388,14 @@ def fit_bayes_twfe(
             idata.posterior, resolved.intercept,
             [resolved.term_prior("between", t) for t in design.regressors]))
     add_observed_data(idata, design)
+    described = None if slope_prior is None else (tuple(slope_prior.terms),
+                                                   slope_prior.describe())
     return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
-                       fields)
+                       fields, described)
 
 
-def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed, fields):
+def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed, fields,
+                slope_priors=None):
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
     spec = {
@@ -380,7 +405,14 @@ def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, 
         "n_units": len(design.unit_labels),
         "n_years": len(design.time_labels),
     }
-    return BayesPanelFit.record(idata, spec=spec, priors=resolved.describe(roles),
+    priors = resolved.describe(roles)
+    if slope_priors is not None:
+        # The joint prior replaces the independent slope priors of the terms it covers.
+        terms, record = slope_priors
+        priors = {k: v for k, v in priors.items()
+                  if k.removeprefix("slope.") not in terms}
+        priors.update(record)
+    return BayesPanelFit.record(idata, spec=spec, priors=priors,
                                 data_hash=design.data_hash(), seed=seed, times=times)
 
 

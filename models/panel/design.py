@@ -207,8 +207,15 @@ def prepare_panel(
     regressors: Sequence[str],
     unit: str,
     time: str | None = None,
+    mundlak_columns: Sequence[str] | None = None,
 ) -> PanelDesign:
     """Validate a panel and compute the within/between split.
+
+    ``mundlak_columns`` (default: every regressor) are the regressors whose unit means enter
+    the Mundlak term; the others get zero unit means, so their Mundlak coefficient is left
+    to its prior. For regressors whose unit means are collinear, such as the Treat x year
+    dummies of an event study (every one's unit mean is Treat_i / T_i), keeping one of them
+    spans the same unit-level variation and avoids an unidentified ridge in the posterior.
 
     Raises
     ------
@@ -268,6 +275,12 @@ def prepare_panel(
         axis=1,
     )
     unit_means = unit_means - unit_means.mean(axis=0)
+    if mundlak_columns is not None:
+        unknown = [c for c in mundlak_columns if c not in regressors]
+        if unknown:
+            raise ValueError(f"Mundlak column(s) {unknown} are not regressors {regressors}.")
+        keep = np.array([name in set(mundlak_columns) for name in regressors])
+        unit_means = unit_means * keep
     return PanelDesign(
         outcome=outcome,
         regressors=tuple(regressors),

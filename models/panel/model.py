@@ -171,8 +171,13 @@ def build_twfe_model(
     parametrisation: str = "mundlak",
     unit_effects: str = "auto",
     data_containers: bool = False,
+    slope_builder=None,
 ):
     """The PyMC model of :func:`fit_bayes_twfe` for a prepared design and resolved priors.
+
+    ``slope_builder(design, priors)``, called inside the model, replaces the independent
+    per-regressor slope priors: it must create the Deterministic ``slope`` (dims ``coef``)
+    from variables of its own (the event-time path priors of :mod:`models.event_study`).
 
     eta_it = alpha + x~_it' beta + u_i + tau_t, u_i = (xbar_i - xbar)' lambda + unit_sd z_i
     (``mundlak``); y_it ~ Normal(eta, sigma), StudentT(nu, eta, sigma) or
@@ -211,6 +216,8 @@ def build_twfe_model(
     if design.time_idx is not None:
         coords["year"] = list(design.time_labels)
     x = design.x_within if parametrisation == "mundlak" else design.x_raw - design.x_mean
+    if data_containers and slope_builder is not None:
+        raise ValueError("a slope builder has no data-container form")
     if data_containers and mode not in ("collapsed", "marginalised"):
         raise ValueError("data containers are implemented for the marginalised and collapsed "
                          "models only")
@@ -236,6 +243,8 @@ def build_twfe_model(
         return spec.to_pymc(name, **params, **kwargs)
 
     def vector(role: str, name: str):
+        if role == "slope" and slope_builder is not None:
+            return slope_builder(design, priors)
         if values is None:
             return vector_prior(priors, role, design.regressors, name, "coef")
         term_priors = [priors.term_prior(role, term) for term in design.regressors]

@@ -12,7 +12,7 @@ import pytest
 
 from data.published import load_published
 from inference.datasets import load_dataset
-from inference.estimators import FREQUENTIST, Settings
+from inference.estimators import BAYESIAN, FREQUENTIST, Settings
 from inference.registry import load_study
 from inference.samples import prepare_sample
 
@@ -58,8 +58,10 @@ def test_registry_loads(study):
     assert kinds == {"twfe": 17, "event_study": 5, "concentration": 2, "system_gmm": 1,
                      "heterogeneity": 1}
     assert study.derive[0] == "data.measures.shift_share:add_measures"
-    # Bayesian counterparts only where one exists (TWFE, heterogeneity); none for the others.
-    assert all(s.bayes == (s.kind in ("twfe", "heterogeneity")) for s in study.specs)
+    # Bayesian counterparts only where one exists (TWFE, heterogeneity, event study).
+    assert all(s.bayes == (s.kind in ("twfe", "heterogeneity", "event_study"))
+               for s in study.specs)
+    assert all(s.kind in BAYESIAN for s in study.specs if s.bayes)
     assert all(s.vcov == "cluster:city" for s in study.specs if s.kind in ("twfe",
                                                                         "event_study"))
     assert all(s.kind in FREQUENTIST for s in study.specs)
