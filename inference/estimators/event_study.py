@@ -50,7 +50,10 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
                               f"{reference}"}
     if fit.n_dropped:
         notes["R2"] = f"{fit.n_dropped} rows with {spec.outcome} <= -1 dropped (no log)"
-    tidy["note"] = tidy["term"].map(notes).fillna("")
+    own = tidy["term"].map(notes).fillna("")
+    # The estimator's own warnings (a treatment in few clusters) stay beside the adapter's.
+    tidy["note"] = [f"{a}; {b}" if a and b else a or b
+                    for a, b in zip(own, tidy["note"].fillna(""), strict=True)]
     if fit.transform == "log1p":
         tidy = pd.concat([tidy, frequentist_rm_rows(fit, options.get("mbar", DEFAULT_MBARS))],
                          ignore_index=True)

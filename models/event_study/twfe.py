@@ -32,7 +32,7 @@ import pyfixest as pf
 from scipy import stats
 
 from data.errors import DataError
-from models.panel.fe import TIDY_COLUMNS, pyfixest_vcov
+from models.panel.fe import TIDY_COLUMNS, few_treated_clusters, pyfixest_vcov
 
 TERM_PREFIX = "Treat_x_"
 TRANSFORMS = ("log1p", "none")
@@ -191,8 +191,17 @@ def fit_event_study(
                           "stat": [stat, np.nan], "p_value": [p_value, np.nan]})
     table = pd.concat([table, extra], ignore_index=True)
     table["n_obs"] = n_obs
+    table["note"] = ""
+    if vcov.startswith("cluster:"):
+        notes = few_treated_clusters(data, terms, vcov.split(":", 1)[1])
+        table["note"] = table["term"].map(notes).fillna("")
+        if notes:
+            table.loc[table["term"] == "pretrend_wald", "note"] = (
+                "rests on the same few treated clusters as the coefficients: it cannot be "
+                "trusted")
     return EventStudyFit(
-        outcome=outcome, reference=reference, transform=transform, table=table[TIDY_COLUMNS],
+        outcome=outcome, reference=reference, transform=transform,
+        table=table[[*TIDY_COLUMNS, "note"]],
         n_obs=n_obs, n_dropped=n_dropped, r2=float(fit._r2), pretrend_stat=stat,
         pretrend_p_value=p_value, pretrend_df=df, cov=cov,
     )

@@ -106,3 +106,17 @@ def test_plot_and_bad_input(panel, tmp_path):
         fit_event_study(varying, "ai_exits", "sec_share_2015")
     with pytest.raises(DataError, match="reference year 2030"):
         fit_event_study(panel, "ai_exits", "sec_share_2015", reference=2030)
+
+
+def test_one_treated_city_is_flagged_beside_its_clustered_errors():
+    """One treated city: the city-clustered errors rest on one cluster, and every Treat x year
+    row and the pre-trend test say they cannot be trusted."""
+    panel = pd.read_csv(FILES / "panel.csv")
+    first = panel["city"].iloc[0]
+    panel["one_treated"] = (panel["city"] == first).astype(float)
+    fit = fit_event_study(panel, "ai_entries", "one_treated")
+    notes = dict(zip(fit.table["term"], fit.table["note"], strict=True))
+    assert "rests on 1 of" in notes["Treat_x_2018"]
+    assert "cannot be trusted" in notes["pretrend_wald"]
+    spread = fit_event_study(panel, "ai_entries", "sec_share_2015")
+    assert not spread.table["note"].astype(bool).any()
