@@ -31,7 +31,7 @@ from data.errors import DataError
 
 CLAIMS_DIR = Path(__file__).parent / "studies"
 CLAIM_COLUMNS = ["claim_id", "claim", "frequentist_evidence", "posterior_quantity",
-                 "probability", "method", "verdict", "data_label"]
+                 "probability", "method", "verdict", "data_label", "headline"]
 SUPPORT, AGAINST = 0.95, 0.05
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -204,6 +204,8 @@ def evaluate_claims(bundle, claims: list[Claim] | None = None, seed: int = 0) ->
                 why = how
                 break
             draws[name], _ = values, methods.add(how)
+        if why and bundle.meta.get("frequentist_only"):
+            why = "no posterior (a --frequentist-only run)"
         probability = None if why else _probability(claim, draws)
         method = "; ".join(sorted(methods))
         if len(fits) > 1 and not why:
@@ -213,5 +215,6 @@ def evaluate_claims(bundle, claims: list[Claim] | None = None, seed: int = 0) ->
                      "posterior_quantity": f"P({claim.condition})",
                      "probability": probability, "method": method if not why else "",
                      "verdict": verdict(probability, bundle.synthetic, why),
-                     "data_label": bundle.data_label})
+                     "data_label": bundle.data_label,
+                     "headline": next(iter(claim.draws.values()), "")})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -1,4 +1,6 @@
-"""Command line: ``python -m inference run STUDY [options]`` and
+"""Command line: ``python -m inference run STUDY [options]``,
+``python -m inference report STUDY --from DIR [--out DIR]`` (rebuild without refitting),
+``python -m inference compare DIR_A DIR_B [--out DIR]`` and
 ``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``."""
 
 from __future__ import annotations
@@ -29,6 +31,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     run.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
+
+    report = commands.add_parser(
+        "report", help="rebuild a run's report from its saved results and posteriors")
+    report.add_argument("study", choices=STUDIES)
+    report.add_argument("--from", dest="source", type=Path,
+                        help="the run's folder (default: reports/STUDY)")
+    report.add_argument("--out", type=Path, help="where to write (default: the run's folder)")
+
+    compare = commands.add_parser("compare", help="line up the posteriors of two runs")
+    compare.add_argument("dir_a", type=Path, help="the first run's folder")
+    compare.add_argument("dir_b", type=Path, help="the second run's folder")
+    compare.add_argument("--out", type=Path, help="where to write (default: DIR_B/compare)")
+    compare.add_argument("--term", help="the coefficient to overlay (default: the study's key "
+                         "term, e.g. AI)")
 
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
     fit.add_argument("--data", type=Path, required=True,
@@ -85,6 +101,7 @@ def _add_sampling_arguments(command) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 with a one-line error on bad input)."""
     args = build_parser().parse_args(argv)
     from inference.runner import RunOptions, run_study, sampling_settings
 
@@ -97,6 +114,14 @@ def main(argv: list[str] | None = None) -> int:
                 target_accept=args.target_accept,
             )
             run_study(args.study, options)
+        elif args.command == "report":
+            from inference.report import build_report
+
+            build_report(args.study, args.source or Path("reports") / args.study, args.out)
+        elif args.command == "compare":
+            from inference.report.compare import compare_runs
+
+            compare_runs(args.dir_a, args.dir_b, args.out, key_term=args.term)
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 

@@ -76,6 +76,7 @@ class RunOutcome:
     figures: list[Path] = field(default_factory=list)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
+    options: RunOptions | None = None
 
 
 def _published_rows(study: str) -> pd.DataFrame:
@@ -173,7 +174,8 @@ def run_study(
     if len(moments):
         parts.append(result_rows(moments, study=name, table="1", column="", source="frequentist")
                      .assign(column=moments["column"].to_numpy()))
-    outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir)
+    outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir,
+                         options=options)
     settings = Settings(seed=options.seed, unit=study.unit, time=study.time, quick=options.quick,
                         sampling=dict(options.sampling), priors=_user_priors(options),
                         out_dir=out_dir, synthetic=dataset.synthetic)

@@ -11,7 +11,14 @@ from pathlib import Path
 import pandas as pd
 
 from inference.report.bundle import RunBundle, load_run, write_run_meta
-from inference.report.figures import forest, rank_plot, specification_curve, trace_plot
+from inference.report.figures import (
+    forest,
+    img,
+    ppc_plot,
+    rank_grid,
+    specification_curve,
+    trace_plot,
+)
 from inference.report.page import SYNTHETIC_BANNER, Page, anchor
 from inference.report.sections import Context, section_for
 from inference.report.tables import fmt, is_moments_table, printed_published
@@ -64,21 +71,30 @@ def convergence_verdict(results: pd.DataFrame) -> str:
         return "<p>No Bayesian fit in this run (frequentist numbers only).</p>"
     bad = fits[~fits["converged"]]
     if not len(bad):
-        return (f"<p class='ok'>All {len(fits)} Bayesian fits converged: R-hat &le; 1.01, bulk "
+        return (f"<p class='ok' id='convergence-verdict'>All {len(fits)} Bayesian fits converged: R-hat &le; 1.01, bulk "
                 "ESS &ge; 400 and no divergent transitions for every reported term.</p>")
     items = "".join(f"<li>Table {html.escape(str(r.table))} column {html.escape(str(r.column))}"
-                    f": {html.escape(r.problem)}</li>" for r in bad.itertuples())
-    return (f"<p class='warn'>{len(bad)} of {len(fits)} Bayesian fits did NOT converge; their "
-            "numbers are struck through in the tables and must not be read as estimates until "
-            f"the fits are rerun with more tuning and draws (--draws, --tune, --target-accept):"
-            f"</p><ul class='warn'>{items}</ul>")
+                    f": {html.escape(_shorten(r.problem, 300))}</li>" for r in bad.itertuples())
+    return (f"<p class='warn' id='convergence-verdict'>{len(bad)} of {len(fits)} Bayesian fits "
+            "did NOT converge (R-hat above 1.01, bulk ESS below 400 or divergent transitions); "
+            "their numbers are struck through in the tables and must not be read as estimates "
+            "until the fits are rerun with more tuning and draws (--draws, --tune, "
+            "--target-accept).</p><details><summary>which fits, and why</summary>"
+            f"<ul class='warn'>{items}</ul></details>")
 
 
-def _headline(results: pd.DataFrame, term: str | None) -> str:
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3].rsplit(" ", 1)[0] + "..."
+
+
+def _headline(results: pd.DataFrame, term: str | None, first: tuple | None = None) -> str:
     if term is None:
         return ""
     rows = results[results["term"].astype(str) == term]
     cells = list(dict.fromkeys(zip(rows["table"].astype(str), rows["column"].astype(str))))
+    if first is not None and first in cells:
+        cells.remove(first)
+        cells.insert(0, first)
     for table, column in cells:
         here = rows[(rows["table"].astype(str) == table) & (rows["column"].astype(str) == column)]
         if set(here["source"]) >= {"published", "bayesian"}:
@@ -118,7 +134,10 @@ def _summary(bundle: RunBundle, term: str | None, claims: pd.DataFrame) -> str:
         parts.append("<p class='synthetic'>On this synthetic panel the frequentist replication "
                      "lands near the published numbers by construction: agreement checks the "
                      "workflow and the models, not the paper's conclusions about China.</p>")
-    parts.append(_headline(results, term))
+    first = None
+    if len(claims):
+        first = tuple(str(claims["headline"].iloc[0]).split("/")[:2]) or None
+    parts.append(_headline(results, term, first))
     parts.append(convergence_verdict(results))
     if len(claims):
         assessed = claims["probability"].notna().sum()
@@ -173,7 +192,7 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
     """A rank plot of the key parameter of every fit; trace plots of flagged parameters."""
     from inference.report.draws import posterior_variable
 
-    parts, flagged = [], []
+    parts, flagged, ranked = [], [], []
     notes = bundle.results[bundle.results["source"] == "bayesian"]
     for (table, column, name) in bundle.posterior_files:
         idata = bundle.posterior(table, column, name)
@@ -183,10 +202,7 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
             found = ("slope", {coef: [str(idata.posterior[coef].values[0])]})
         label = f"table {table} column {column}{' ' + name if name else ''}"
         if found is not None:
-            uri = rank_plot(idata, found[0], found[1], f"rank plot, {label}{suffix}")
-            if uri:
-                parts.append(f"<figure><img src='{uri}' alt='rank plot {html.escape(label)}'>"
-                             f"<figcaption>rank plot, {html.escape(label)}</figcaption></figure>")
+            ranked.append((idata, found[0], found[1], label))
         cell_notes = notes[(notes["table"].astype(str) == table)
                            & (notes["column"].astype(str) == column)]["note"].astype(str)
         text = " ".join(n for n in cell_notes if n and n != "nan")
@@ -204,16 +220,31 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
             traces.append(f"<figure><img src='{uri}' alt='trace {html.escape(var)} "
                           f"{html.escape(label)}'><figcaption>trace of {html.escape(var)}, "
                           f"{html.escape(label)} (flagged)</figcaption></figure>")
+    uri = rank_grid(ranked, f"rank plots of the key parameter of every fit{suffix}")
+    if uri:
+        parts.append(img(uri, "rank plots of the key parameter of every fit"))
     if not parts and not traces:
         return ""
     text = ("<p>Rank plots (ArviZ): each chain's ranks should spread evenly; a chain piled to "
-            "one side has not mixed. No saved posterior holds posterior predictive draws, so no "
-            "posterior predictive check is drawn.</p>"
-            if not any("posterior_predictive" in bundle.posterior(*k).groups()
-                       for k in bundle.posterior_files) else "")
+            "one side has not mixed.</p>")
+    ppc = [k for k in bundle.posterior_files if "posterior_predictive" in bundle.groups(*k)]
+    if not ppc:
+        text += ("<p>No saved posterior holds posterior predictive draws, so no posterior "
+                 "predictive check is drawn.</p>")
+    for key in ppc:
+        uri = ppc_plot(_full(bundle, key), f"posterior predictive check, table {key[0]} "
+                       f"column {key[1]}{suffix}")
+        if uri:
+            text += img(uri, f"posterior predictive check, table {key[0]} column {key[1]}")
     if traces:
         text += f"<h3>Trace plots of flagged parameters</h3>{''.join(traces)}"
     return text + "<h3>Rank plots</h3>" + "".join(parts)
+
+
+def _full(bundle: RunBundle, key):
+    import arviz as az
+
+    return az.from_netcdf(str(bundle.posterior_files[key]))
 
 
 def build_report(study: str | None, source: str | Path, out: str | Path | None = None,

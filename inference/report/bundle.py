@@ -80,10 +80,18 @@ class RunBundle:
             return None
         key = keys[0]
         if key not in self._loaded:
-            import arviz as az
-
-            self._loaded[key] = az.from_netcdf(str(self.posterior_files[key]))
+            self._loaded[key] = _open_posterior(self.posterior_files[key])
         return self._loaded[key]
+
+    def groups(self, table: str, column: str, name: str = "") -> list[str]:
+        """The groups saved in one posterior file, read without loading any of them."""
+        import h5py
+
+        path = self.posterior_files.get((str(table), str(column), name))
+        if path is None:
+            return []
+        with h5py.File(path, "r") as handle:
+            return list(handle.keys())
 
     @cached_property
     def _loaded(self) -> dict:
@@ -96,6 +104,16 @@ class RunBundle:
             return [self.folder / n for n in named if (self.folder / n).exists()]
         return [p for p in sorted(self.folder.glob("*.png"))
                 if not OLD_REPORT_FIGURES.match(p.name)]
+
+
+def _open_posterior(path: Path):
+    """The posterior group of a saved fit, opened lazily: the report reads a few variables
+    and the attributes, never the unit effects, so loading whole files would cost most of
+    the rebuild."""
+    import arviz as az
+    import xarray as xr
+
+    return az.InferenceData(posterior=xr.open_dataset(path, group="posterior"))
 
 
 def load_run(folder: str | Path, study: str | None = None) -> RunBundle:

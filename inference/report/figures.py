@@ -30,7 +30,7 @@ def figure_data_uri(fig) -> str:
     """The figure as a ``data:image/png;base64,...`` URI; the figure is closed."""
     plt = _pyplot()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buffer, format="png", dpi=80)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
@@ -85,6 +85,7 @@ def specification_curve(results: pd.DataFrame, term: str, suffix: str) -> str | 
     ax.set_title(f"{term} across every specification{suffix}\n(hollow: Bayesian fit "
                  "not converged)", fontsize=9)
     ax.legend(fontsize=7, loc="best")
+    fig.subplots_adjust(left=0.18, right=0.98)
     return figure_data_uri(fig)
 
 
@@ -126,6 +127,35 @@ def rank_plot(idata, var: str, coords: dict, title: str) -> str | None:
         return None
     np.ravel(axes)[0].figure.suptitle(title, fontsize=8)
     return figure_data_uri(np.ravel(axes)[0].figure)
+
+
+def rank_grid(entries: list[tuple], title: str) -> str | None:
+    """One figure of ``az.plot_rank`` panels, one per (idata, var, coords, label): drawn into a
+    shared grid because saving a figure per fit would cost most of a rebuild."""
+    import arviz as az
+
+    if not entries:
+        return None
+    plt = _pyplot()
+    ncols = 3
+    nrows = -(-len(entries) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 1.9 * nrows), squeeze=False)
+    for ax, (idata, var, coords, label) in zip(axes.ravel(), entries):
+        try:
+            az.plot_rank(idata, var_names=[var], coords=coords, ax=ax)
+        except (KeyError, ValueError, TypeError):
+            ax.text(0.5, 0.5, "rank plot unavailable", ha="center", transform=ax.transAxes)
+        ax.set_title(f"{label}: {var} {list(coords.values())[0] if coords else ''}",
+                     fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("")
+    for ax in axes.ravel()[len(entries):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    # Fixed spacing: tight_layout measures every tick label and would dominate the rebuild.
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.5 / (1.9 * nrows + 0.5),
+                        bottom=0.25 / nrows, hspace=0.55, wspace=0.15)
+    return figure_data_uri(fig)
 
 
 def trace_plot(idata, var: str, coords: dict, title: str) -> str | None:

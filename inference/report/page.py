@@ -17,7 +17,8 @@ th { background: #f2f2f2; } td.term { text-align: left; font-weight: 600; }
 td.cell div { white-space: nowrap; } td.cell .pub { color: #000; }
 td.cell .freq { color: #7a4b00; } td.cell .bayes { color: #0b3d91; }
 td.cell .unconverged { color: #999; text-decoration: line-through; }
-td.cell .unconverged small { text-decoration: none; display: inline-block; }
+td.cell .unconverged small { text-decoration: none; display: inline-block;
+                             white-space: normal; max-width: 24em; }
 .src { font-size: 0.75em; color: #888; font-weight: 700; }
 .flags { color: #b00; font-size: 0.8em; white-space: normal !important; max-width: 22em; }
 .synthetic { background: #fff3cd; border: 2px solid #e0a800; padding: 0.8em;

@@ -110,7 +110,8 @@ def _cell_html(context: Context, grid: Grid, column: str, term: str) -> str:
              f"<div class='freq'><span class='src'>F</span> {html.escape(freq)}</div>",
              f"<div class='{bayes_class}'><span class='src'>B</span> {html.escape(bayes)}"]
     if diag:
-        parts.append(f"<br><small class='{'ok' if converged else 'warn'}'>"
+        full = "" if converged else f" title='{html.escape(str(cell.bayesian['note']))}'"
+        parts.append(f"<br><small class='{'ok' if converged else 'warn'}'{full}>"
                      f"{html.escape(diag)}</small>")
     parts.append("</div>")
     flags = cell.flags()

@@ -214,7 +214,9 @@ def diagnostics_text(cell: Cell) -> str:
         parts.append(f"ESS {float(b['ess_bulk']):.0f}")
     text = ", ".join(parts)
     if not cell.converged:
-        text = f"NOT CONVERGED ({text}): {b['note']}"
+        note = str(b["note"])
+        short = note if len(note) <= 90 else note[:87].rsplit(" ", 1)[0] + "..."
+        text = f"NOT CONVERGED ({text}): {short}"
     return text
 
 
