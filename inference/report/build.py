@@ -21,7 +21,7 @@ from inference.report.figures import (
 )
 from inference.report.page import SYNTHETIC_BANNER, Page, anchor
 from inference.report.sections import Context, section_for
-from inference.report.tables import fmt, is_moments_table, printed_published
+from inference.report.tables import MOMENT_ORDER, fmt, printed_published
 
 
 def _study(name: str, meta: dict):
@@ -171,19 +171,20 @@ def _table_sections(context: Context, page: Page) -> None:
     results = context.bundle.results
     for table in dict.fromkeys(results["table"].astype(str)):
         subset = results[results["table"].astype(str) == table]
-        if is_moments_table(results, table):
-            body = section_for("descriptive")(context, table, [])
-        else:
-            published = list(dict.fromkeys(
-                subset.loc[subset["source"] == "published", "column"].astype(str)))
-            groups: dict[str, list[str]] = {}
-            if published:
-                groups[context.kind(table, published[0])] = list(published)
-            for column in dict.fromkeys(subset["column"].astype(str)):
-                if column not in published:
-                    groups.setdefault(context.kind(table, column), []).append(column)
-            body = "".join(section_for(kind)(context, table, columns)
-                           for kind, columns in groups.items())
+        columns = list(dict.fromkeys(subset["column"].astype(str)))
+        # Moments (Table 1) read as variable x statistic; a table may hold both kinds.
+        moments = [c for c in columns if c in MOMENT_ORDER]
+        body = section_for("descriptive")(context, table, moments) if moments else ""
+        published = [c for c in dict.fromkeys(
+            subset.loc[subset["source"] == "published", "column"].astype(str))
+            if c not in moments]
+        groups: dict[str, list[str]] = {}
+        if published:
+            groups[context.kind(table, published[0])] = list(published)
+        for column in columns:
+            if column not in published and column not in moments:
+                groups.setdefault(context.kind(table, column), []).append(column)
+        body += "".join(section_for(kind)(context, table, cols) for kind, cols in groups.items())
         heading = f"Table {table}" if table[:1].isdigit() else f"Table: {table}"
         page.add(heading, body, f"table-{anchor(table)}")
 

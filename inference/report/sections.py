@@ -165,7 +165,7 @@ def grid_section(context: Context, table: str, columns: list[str]) -> str:
 @register_section("descriptive")
 def moments_section(context: Context, table: str, columns: list[str]) -> str:
     """Table 1 as variable x statistic, the paper's number beside the data's."""
-    statistics, variables, values = moments_grid(context.bundle.results, table)
+    statistics, variables, values = moments_grid(context.bundle.results, table, columns)
     head = "".join(f"<th>{html.escape(s)}</th>" for s in statistics)
     lines = [f"<table class='paper moments' data-table='{html.escape(table)}'>"
              f"<tr><th>variable</th>{head}</tr>"]

@@ -220,10 +220,12 @@ def diagnostics_text(cell: Cell) -> str:
     return text
 
 
-def moments_grid(results: pd.DataFrame, table: str = "1"):
+def moments_grid(results: pd.DataFrame, table: str = "1", columns: list[str] | None = None):
     """Table 1 as variable x statistic: (statistics, variables, {(variable, stat): (published,
-    data)})."""
+    data)}); ``columns`` limits the statistics (default: all of the table's)."""
     subset = results[results["table"].astype(str) == str(table)]
+    if columns:
+        subset = subset[subset["column"].astype(str).isin(columns)]
     present = set(subset["column"].astype(str))
     statistics = [s for s in MOMENT_ORDER if s in present]
     statistics += sorted(present - set(statistics))
@@ -238,9 +240,3 @@ def moments_grid(results: pd.DataFrame, table: str = "1"):
             values[(variable, stat)] = (pub.iloc[0] if len(pub) else None,
                                         data.iloc[0] if len(data) else None)
     return statistics, variables, values
-
-
-def is_moments_table(results: pd.DataFrame, table: str) -> bool:
-    """A descriptive table: every column is a moment name."""
-    columns = set(results.loc[results["table"].astype(str) == str(table), "column"].astype(str))
-    return bool(columns) and columns <= set(MOMENT_ORDER)

@@ -67,13 +67,22 @@ def _figure(folder: Path, name: str) -> str:
     return name
 
 
-def fixture_run(study: str, folder: Path, *, synthetic: bool = True, shift: float = 0.0,
-                unconverged: tuple[str, str] | None = ("2", "1"), seed: int = 1) -> Path:
+def fixture_run(study: str, folder: Path, *, synthetic: bool | None = None, shift: float = 0.0,
+                unconverged: tuple[str, str] | None = ("2", "1"), seed: int = 1,
+                label: str | None = None) -> Path:
     """Write a finished-looking run of ``study`` into ``folder``; ``shift`` moves every
     Bayesian mean by that many posterior sd (for comparisons); the ``unconverged`` cell's
-    Bayesian rows carry a convergence failure."""
+    Bayesian rows carry a convergence failure. ``synthetic`` defaults to the study's own kind
+    (hansen1999 is real data)."""
     folder.mkdir(parents=True, exist_ok=True)
-    label = SYNTHETIC_LABEL if synthetic else "user data: my_panel.csv"
+    from inference.datasets import REAL_LABELS
+
+    if synthetic is None:
+        synthetic = study not in REAL_LABELS
+    if synthetic:
+        label = SYNTHETIC_LABEL
+    else:
+        label = label or REAL_LABELS.get(study, "user data: my_panel.csv")
     published = _published_rows(study)
     frequentist = published.copy()
     frequentist["source"] = "frequentist"
