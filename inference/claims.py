@@ -65,7 +65,7 @@ def _parse_condition(condition: str) -> list[list[str]]:
     parts = []
     for part in re.split(r"\s+and\s+", condition.strip()):
         tokens = re.split(r"\s*([<>])\s*", part.strip())
-        if len(tokens) < 3 or len(tokens) % 2 == 0:
+        if len(tokens) < 3 or len(tokens) % 2 == 0 or not all(tokens[::2]):
             raise ValueError(f"cannot read the comparison {part!r}")
         parts.append(tokens)
     return parts

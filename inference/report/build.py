@@ -71,8 +71,9 @@ def convergence_verdict(results: pd.DataFrame) -> str:
         return "<p>No Bayesian fit in this run (frequentist numbers only).</p>"
     bad = fits[~fits["converged"]]
     if not len(bad):
-        return (f"<p class='ok' id='convergence-verdict'>All {len(fits)} Bayesian fits converged: R-hat &le; 1.01, bulk "
-                "ESS &ge; 400 and no divergent transitions for every reported term.</p>")
+        return (f"<p class='ok' id='convergence-verdict'>All {len(fits)} Bayesian fits "
+                "converged: R-hat &le; 1.01, bulk ESS &ge; 400 and no divergent transitions "
+                "for every reported term.</p>")
     items = "".join(f"<li>Table {html.escape(str(r.table))} column {html.escape(str(r.column))}"
                     f": {html.escape(_shorten(r.problem, 300))}</li>" for r in bad.itertuples())
     return (f"<p class='warn' id='convergence-verdict'>{len(bad)} of {len(fits)} Bayesian fits "

@@ -122,7 +122,9 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = 
         page.add("Claims", "<table class='claims'><tr><th>claim</th><th>A</th><th>B</th>"
                  f"<th></th></tr>{rows}</table>", "claims")
     figures = []
-    for r in key_rows.itertuples():
+    # The largest shifts first, at most a dozen: each overlay is a figure to encode.
+    order = key_rows.assign(size=key_rows["shift_sd"].abs()).sort_values("size", ascending=False)
+    for r in order.head(12).itertuples():
         draws = [term_draws(bundle.posterior(r.table, r.column), r.term) for bundle in (a, b)]
         if draws[0] is not None and draws[1] is not None:
             figures.append(img(overlay(draws[0], draws[1], ("A", "B"),

@@ -118,7 +118,8 @@ def test_unconverged_fit_is_said_in_words_and_struck(built_runs):
     text = (built_runs["zhao2025"] / "index.html").read_text(encoding="utf-8")
     verdict = re.search(r"id='convergence-verdict'>([^<]+)", text).group(1)
     assert "did NOT converge" in verdict and verdict.startswith("1 of ")
-    cell = re.search(r"data-column='1' data-term='AI'>(.*?)</td>", text[text.index("id='table-2'"):])
+    table_2 = text[text.index("id='table-2'"):]
+    cell = re.search(r"data-column='1' data-term='AI'>(.*?)</td>", table_2)
     assert "bayes unconverged" in cell.group(1) and "NOT CONVERGED" in cell.group(1)
     assert "R-hat 1.050" in cell.group(1)
 
