@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="fit every specification of a study")
-    run.add_argument("study", choices=STUDIES)
+    run.add_argument("study", type=_study_name, metavar="STUDY",
+                     help=f"one of {', '.join(STUDIES)}, or your own study file (.toml)")
     run.add_argument("--data", type=Path, help="your own CSV/Parquet/Stata/Excel panel "
                      "(default: the embedded panel of the study)")
     run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser(
         "report", help="rebuild a run's report from its saved results and posteriors")
-    report.add_argument("study", choices=STUDIES)
+    report.add_argument("study", type=_study_name, metavar="STUDY",
+                        help=f"one of {', '.join(STUDIES)}, or the study file of a user study")
     report.add_argument("--from", dest="source", type=Path,
                         help="the run's folder (default: reports/STUDY)")
     report.add_argument("--out", type=Path, help="where to write (default: the run's folder)")
@@ -64,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     fit.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
     return parser
+
+
+def _study_name(text: str) -> str:
+    if text in STUDIES or text.endswith(".toml"):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown study '{text}' (known: {', '.join(STUDIES)}; "
+                                     "or give a study file ending in .toml)")
 
 
 def _probability(text: str) -> float:
@@ -116,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
             run_study(args.study, options)
         elif args.command == "report":
             from inference.report import build_report
+            from inference.user_study import is_study_file, load_study_file
 
-            build_report(args.study, args.source or Path("reports") / args.study, args.out)
+            name = (load_study_file(args.study).name if is_study_file(args.study)
+                    else args.study)
+            build_report(name, args.source or Path("reports") / name, args.out)
         elif args.command == "compare":
             from inference.report.compare import compare_runs
 

@@ -157,19 +157,29 @@ def _save_fits(estimate: Estimate, spec: Spec, out_dir: Path) -> list[Path]:
 
 
 def run_study(
-    name: str, options: RunOptions, progress: Callable[[str], None] = print
+    name: str | Path | Study, options: RunOptions, progress: Callable[[str], None] = print
 ) -> RunOutcome:
-    """Fit every specification of study ``name`` and write results.csv and index.html."""
+    """Fit every specification of study ``name`` (a shipped study, a study file of the user's,
+    or a loaded :class:`Study`) and write results.csv and index.html."""
+    from inference.user_study import is_study_file, load_study_file, load_user_dataset
+
     started = time.perf_counter()
-    study = load_study(name)
+    source, user_study = name, isinstance(name, Study) or is_study_file(name)
+    study = name if isinstance(name, Study) else (
+        load_study_file(name) if user_study else load_study(name))
+    name = study.name
     out_dir = Path(options.out) if options.out else Path("reports") / name
     out_dir.mkdir(parents=True, exist_ok=True)
+    if user_study and not isinstance(source, Study):
+        # The report is rebuilt from the folder alone, so the study file travels with it.
+        (out_dir / "study.toml").write_bytes(Path(source).read_bytes())
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
-    dataset = load_dataset(name, options.data, needed)
+    dataset = (load_user_dataset(study, options.data) if user_study
+               else load_dataset(name, options.data, needed))
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
     dataset = _derive_measures(study, dataset, progress)
 
-    parts = [_published_rows(name)]
+    parts = [] if user_study else [_published_rows(name)]
     moments = moments_table(dataset.frame, _summary_variables(study, dataset.frame))
     if len(moments):
         parts.append(result_rows(moments, study=name, table="1", column="", source="frequentist")

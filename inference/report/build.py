@@ -24,15 +24,17 @@ from inference.report.sections import Context, section_for
 from inference.report.tables import MOMENT_ORDER, fmt, printed_published
 
 
-def _study(name: str, meta: dict):
-    """The study's registry entry (a user study file when the run names one), or None."""
-    from inference.registry import load_study
+def _study(name: str, meta: dict, folder: Path | None = None):
+    """The study's registry entry (the run's own study file for a user study), or None."""
+    from data.errors import DataError
+    from inference.registry import STUDIES, load_study
+    from inference.user_study import load_study_file
 
     try:
-        if meta.get("study_file"):
-            return load_study(meta["study_file"])
+        if name not in STUDIES and folder is not None and (folder / "study.toml").exists():
+            return load_study_file(folder / "study.toml")
         return load_study(name)
-    except (KeyError, ValueError, OSError):
+    except (KeyError, ValueError, OSError, DataError):
         return None
 
 
@@ -262,7 +264,7 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
     bundle = load_run(source, study)
     out_dir = Path(out) if out else bundle.folder
     out_dir.mkdir(parents=True, exist_ok=True)
-    study_obj = _study(bundle.study, bundle.meta)
+    study_obj = _study(bundle.study, bundle.meta, bundle.folder)
     suffix = " (SYNTHETIC data)" if bundle.synthetic else ""
     term = _key_term(bundle.study, study_obj)
     claims = evaluate_claims(bundle, seed=int(bundle.meta.get("seed") or 0))

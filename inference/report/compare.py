@@ -85,7 +85,7 @@ def compare_runs(dir_a: str | Path, dir_b: str | Path, out: str | Path | None = 
     if key_term is None:
         from inference.report.build import _key_term, _study
 
-        key_term = _key_term(a.study, _study(a.study, a.meta))
+        key_term = _key_term(a.study, _study(a.study, a.meta, a.folder))
     synthetic = a.synthetic or b.synthetic
     suffix = " (SYNTHETIC data)" if synthetic else ""
     page = Page(f"Comparison of two {a.study} runs{suffix}", synthetic,
