@@ -63,12 +63,27 @@ class RunBundle:
 
     @cached_property
     def posterior_files(self) -> dict[tuple[str, str, str], Path]:
-        """(table, column, model name) -> netCDF file of every saved posterior."""
+        """(table, column, model name) -> netCDF file of every saved posterior.
+
+        Columns may hold underscores (``region_pooled``), so a file name is matched against
+        the cells of ``results.csv``, longest first, before it is split by the pattern."""
+        cells = sorted({(str(t), str(c)) for t, c in zip(self.results["table"],
+                                                          self.results["column"])},
+                       key=lambda cell: -len(cell[0]) - len(cell[1]))
         found = {}
         for path in sorted(self.folder.glob("posterior_*.nc")):
-            match = POSTERIOR_PATTERN.match(path.name)
-            if match:
-                found[(match["table"], match["column"], match["name"] or "")] = path
+            for table, column in cells:
+                stem = f"posterior_table{table}_col{column}"
+                if path.name == f"{stem}.nc":
+                    found[(table, column, "")] = path
+                    break
+                if path.name.startswith(f"{stem}_"):
+                    found[(table, column, path.name[len(stem) + 1:-3])] = path
+                    break
+            else:
+                match = POSTERIOR_PATTERN.match(path.name)
+                if match:
+                    found[(match["table"], match["column"], match["name"] or "")] = path
         return found
 
     def posterior(self, table: str, column: str, name: str | None = None):

@@ -174,7 +174,8 @@ def moments_section(context: Context, table: str, columns: list[str]) -> str:
         for stat in statistics:
             published, data = values[(variable, stat)]
             cells.append("<td class='cell" + (" published" if published is not None else "")
-                         + f"'><div class='pub'><span class='src'>P</span> {fmt(published, 3)}"
+                         + f"'><div class='pub'><span class='src'>P</span> "
+                         f"{fmt(published, 3) or '&ndash;'}"
                          f"</div><div class='freq'><span class='src'>D</span> "
                          f"{fmt(data, 3) or 'not in the data'}</div></td>")
         lines.append(f"<tr><td class='term'>{html.escape(variable)}</td>{''.join(cells)}</tr>")

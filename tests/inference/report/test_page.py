@@ -139,6 +139,9 @@ def test_claims_ledger_first_with_one_row_per_claim(built_runs):
         expected = load_claims(study)
         assert len(expected) >= 3 and list(claims["claim_id"]) == [c.id for c in expected]
         assert claims["probability"].notna().all(), claims
+        # Every draw comes from a saved posterior (columns such as region_pooled included),
+        # not from the normal approximation.
+        assert claims["method"].str.startswith("posterior draws").all(), claims["method"]
         assert claims["verdict"].str.contains("checks the workflow, not China").all()
         text = (built_runs[study] / "index.html").read_text(encoding="utf-8")
         assert text.count("<tr class='claim'") == len(expected)
