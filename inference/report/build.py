@@ -218,7 +218,7 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
                 if hit is not None:
                     flagged.append((idata, hit[0], hit[1], label))
     traces = []
-    for idata, var, coords, label in flagged[:12]:
+    for idata, var, coords, label in flagged[:6]:
         uri = trace_plot(idata, var, coords, f"trace of {var}, {label} (flagged){suffix}")
         if uri:
             traces.append(f"<figure><img src='{uri}' alt='trace {html.escape(var)} "

@@ -128,7 +128,7 @@ def _open_posterior(path: Path):
     import arviz as az
     import xarray as xr
 
-    return az.InferenceData(posterior=xr.open_dataset(path, group="posterior"))
+    return az.InferenceData(posterior=xr.open_dataset(path, group="posterior", engine="h5netcdf"))
 
 
 def load_run(folder: str | Path, study: str | None = None) -> RunBundle:

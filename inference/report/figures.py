@@ -115,6 +115,20 @@ def forest(bundle, term: str, suffix: str) -> str | None:
     return figure_data_uri(plt.gcf())
 
 
+def group_forest(draws: dict[str, np.ndarray], title: str) -> str | None:
+    """``az.plot_forest`` of the group slopes of one pooled model."""
+    import arviz as az
+
+    if not draws:
+        return None
+    plt = _pyplot()
+    dataset = az.convert_to_dataset({k: v[None, :] for k, v in draws.items()})
+    axes = az.plot_forest(dataset, combined=True, hdi_prob=0.94,
+                          figsize=(6, 0.45 * len(draws) + 1.2))
+    axes[0].set_title(title, fontsize=9)
+    return figure_data_uri(plt.gcf())
+
+
 def rank_plot(idata, var: str, coords: dict, title: str) -> str | None:
     """``az.plot_rank`` of one variable: flat histograms mean well-mixed chains."""
     import arviz as az

@@ -12,7 +12,8 @@ import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from inference.report.figures import file_data_uri, img
+from inference.report.draws import term_draws
+from inference.report.figures import file_data_uri, group_forest, img
 from inference.report.tables import (
     Cell,
     Grid,
@@ -193,6 +194,17 @@ def heterogeneity_section(context: Context, table: str, columns: list[str]) -> s
                    & results["column"].astype(str).isin(columns)
                    & (results["source"] == "bayesian")
                    & results["term"].astype(str).str.contains(r"\]-", regex=True)]
+    for column in columns:
+        idata = context.bundle.posterior(table, column)
+        terms = results.loc[(results["table"].astype(str) == table)
+                            & (results["column"].astype(str) == column)
+                            & (results["source"] == "bayesian"), "term"].astype(str)
+        draws = {t: term_draws(idata, t) for t in terms if "[" in t and "]-" not in t}
+        draws = {t: d for t, d in draws.items() if d is not None}
+        uri = group_forest(draws, f"group slopes, table {table} column {column} (94% HDI)"
+                           f"{context.suffix}")
+        if uri:
+            out.append(img(uri, f"group slopes, table {table} column {column}"))
     if len(rows):
         out.append("<ul class='pairs'>")
         for row in rows.itertuples():
