@@ -147,6 +147,17 @@ def test_claims_ledger_first_with_one_row_per_claim(built_runs):
         assert text.count("<tr class='claim'") == len(expected)
 
 
+def test_figures_sit_in_their_tables(built_runs):
+    text = (built_runs["zhao2025"] / "index.html").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"<section id='([^']+)'>(.*?)</section>", text))
+    assert "alt='group slopes, table 7 column region_pooled'" in sections["table-7"]
+    assert "alt='lr curve table5 col1 (SYNTHETIC data)'" in sections["table-5"]
+    assert "alt='specification curve of AI'" in sections["key-coefficient"]
+    assert "alt='forest plot of AI'" in sections["key-coefficient"]
+    assert "rank plots of the key parameter of every fit" in sections["diagnostics"]
+    assert "trace of slope, table 2 column 1" in sections["diagnostics"]
+
+
 def test_tables_exported_as_latex_and_markdown(built_runs):
     tables = built_runs["zhao2025"] / "tables"
     tex = (tables / "table_2.tex").read_text(encoding="utf-8")
