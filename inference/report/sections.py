@@ -60,12 +60,18 @@ class Context:
                 return kinds[0]
         return "published"
 
-    def missing_bayes_reason(self, table: str, column: str) -> str:
+    def missing_bayes_reason(self, table: str, column: str, term: str = "") -> str:
         """Why a cell has no Bayesian number, in words."""
         results = self.bundle.results
         in_column = results[(results["table"].astype(str) == table)
                              & (results["column"].astype(str) == column)]
         if (in_column["source"] == "bayesian").any():
+            if term == "Constant":
+                return "not a parameter of the Bayesian model (absorbed by its effects)"
+            if term == "R2":
+                return "no Bayesian counterpart of R2"
+            if in_column.loc[in_column["term"] == term, "std_error"].isna().all():
+                return "a frequentist statistic, with no posterior counterpart"
             return "not a parameter of the Bayesian model"
         if self.bundle.meta.get("frequentist_only"):
             return "no posterior: a --frequentist-only run"
@@ -75,6 +81,12 @@ class Context:
         spec = self.spec(table, column)
         if spec is not None and not spec.bayes:
             return "no posterior: bayes = false for this specification"
+        if spec is None and self.study is not None:
+            # Columns an estimator routes to its table (mediation's steps) share its spec.
+            owners = [s for s in self.study.specs if s.table == table]
+            if owners and not any(s.bayes for s in owners):
+                return (f"no posterior: bayes = false for the table's {owners[0].kind} "
+                        "specification")
         return "no Bayesian counterpart in this run"
 
 
@@ -101,7 +113,7 @@ def _cell_html(context: Context, grid: Grid, column: str, term: str) -> str:
     if cell.bayesian is not None:
         bayes = bayesian_text(cell) or "no posterior summary"
     else:
-        bayes = context.missing_bayes_reason(grid.table, column)
+        bayes = context.missing_bayes_reason(grid.table, column, term)
     diag = diagnostics_text(cell)
     converged = cell.converged
     bayes_class = "bayes" + ("" if converged else " unconverged")
