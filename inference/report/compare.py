@@ -18,7 +18,7 @@ from inference.report.tables import fmt, is_missing
 
 COMPARE_COLUMNS = ["table", "column", "term", "mean_a", "sd_a", "mean_b", "sd_b", "shift_sd",
                    "excludes_zero_a", "excludes_zero_b", "conclusion_changes", "converged_a",
-                   "converged_b"]
+                   "converged_b", "data_label_a", "data_label_b"]
 
 
 def _excludes_zero(row) -> bool:
@@ -47,7 +47,8 @@ def shifts(a: RunBundle, b: RunBundle) -> pd.DataFrame:
                      "excludes_zero_b": ex_b,
                      "conclusion_changes": bool(ex_a != ex_b or (sign and (ex_a or ex_b))),
                      "converged_a": is_missing(r["note_a"]) or r["note_a"] == "",
-                     "converged_b": is_missing(r["note_b"]) or r["note_b"] == ""})
+                     "converged_b": is_missing(r["note_b"]) or r["note_b"] == "",
+                     "data_label_a": a.data_label, "data_label_b": b.data_label})
     return pd.DataFrame(rows, columns=COMPARE_COLUMNS)
 
 

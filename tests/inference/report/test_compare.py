@@ -26,6 +26,7 @@ def test_compare_shows_the_ai_slope_shift(two_runs, tmp_path):
     assert len(ai) == 1 and ai["shift_sd"].iloc[0] == pytest.approx(-3.0, abs=1e-6)
     written = pd.read_csv(tmp_path / "compare.csv", dtype={"table": str, "column": str})
     assert len(written) == len(table) > 20
+    assert written["data_label_a"].str.startswith("SYNTHETIC").all()
     page = (tmp_path / "compare.html").read_text(encoding="utf-8")
     assert "id='key-shift'>-3.00<" in page
     assert page.count("<img src='data:image/png;base64,") >= 10
