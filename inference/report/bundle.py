@@ -202,5 +202,13 @@ def write_run_meta(outcome) -> Path:
                      "sampling": dict(options.sampling), "priors": list(options.priors),
                      "prior_file": str(options.prior_file) if options.prior_file else None})
     path = outcome.out_dir / RUN_FILE
-    path.write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+    # The run marker may already hold the command and status of this run; keep them.
+    record = {}
+    if path.exists():
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            record = {}
+    record.update(meta)
+    path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     return path
