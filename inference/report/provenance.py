@@ -45,8 +45,8 @@ def provenance_section(bundle: RunBundle) -> str:
              ("prior file", meta.get("prior_file") or "none"),
              ("run folder", str(bundle.folder))]
     if meta.get("command") or meta.get("status"):
-        items.append(("run", f"{meta.get('command', '')} ({meta.get('status', 'status not '
-                                                                  'recorded')})"))
+        status = meta.get("status", "status not recorded")
+        items.append(("run", f"{meta.get('command', '')} ({status})"))
     if meta.get("timings"):
         items.append(("run time", ", ".join(f"{k} {v} s" for k, v in meta["timings"].items())))
     fits = fit_provenance(bundle)
