@@ -163,6 +163,15 @@ def _draws_for(bundle, ref: str, rng: np.random.Generator) -> tuple[np.ndarray |
     return None, f"no posterior of {term} in table {table} column {column}"
 
 
+def _unconverged(results: pd.DataFrame, table: str, column: str) -> bool:
+    """Whether the Bayesian fit of a cell carries a convergence failure."""
+    rows = results[(results["table"].astype(str) == table)
+                   & (results["column"].astype(str) == column)
+                   & (results["source"] == "bayesian")]
+    notes = rows["note"].fillna("").astype(str)
+    return bool((notes.str.strip() != "").any())
+
+
 def _probability(claim: Claim, draws: dict[str, np.ndarray]) -> float:
     size = min(len(v) for v in draws.values()) if draws else 1
     values = {k: v[:size] for k, v in draws.items()}
@@ -174,10 +183,16 @@ def _probability(claim: Claim, draws: dict[str, np.ndarray]) -> float:
     return float(holds.mean())
 
 
-def verdict(probability: float | None, synthetic: bool, why: str = "") -> str:
-    """The verdict in words; on synthetic data it says it checks the workflow, not China."""
+def verdict(probability: float | None, synthetic: bool, why: str = "",
+            unconverged: list[str] | None = None) -> str:
+    """The verdict in words; on synthetic data it says it checks the workflow, not China; a
+    probability from a fit that did not converge is not read as support or contradiction."""
     if probability is None:
         text = f"not assessed: {why}"
+    elif unconverged:
+        text = (f"not reliable: the fit of {', '.join(unconverged)} did NOT converge (R-hat, "
+                f"ESS or divergences); the posterior gives it {probability:.2f}, to be rerun "
+                "with more draws before it is read")
     elif probability >= SUPPORT:
         text = f"supported: the posterior gives it {probability:.2f}"
     elif probability <= AGAINST:
@@ -210,11 +225,13 @@ def evaluate_claims(bundle, claims: list[Claim] | None = None, seed: int = 0) ->
         method = "; ".join(sorted(methods))
         if len(fits) > 1 and not why:
             method += "; separate models, draws paired as independent"
+        unconverged = sorted({f"table {t} column {c}" for t, c in fits
+                              if _unconverged(bundle.results, t, c)})
         rows.append({"claim_id": claim.id, "claim": claim.text,
                      "frequentist_evidence": _evidence_text(bundle.results, claim.evidence),
                      "posterior_quantity": f"P({claim.condition})",
                      "probability": probability, "method": method if not why else "",
-                     "verdict": verdict(probability, bundle.synthetic, why),
+                     "verdict": verdict(probability, bundle.synthetic, why, unconverged),
                      "data_label": bundle.data_label,
                      "headline": next(iter(claim.draws.values()), "")})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -30,6 +30,21 @@ def test_verdict_words():
     assert verdict(0.01, False).startswith("contradicted")
     assert verdict(0.5, True).endswith("(SYNTHETIC data: this checks the workflow, not China)")
     assert verdict(None, False, "no posterior").startswith("not assessed: no posterior")
+    shaky = verdict(0.99, True, unconverged=["table 2 column 6"])
+    assert shaky.startswith("not reliable: the fit of table 2 column 6 did NOT converge")
+    assert "supported" not in shaky
+
+
+def test_a_claim_on_an_unconverged_fit_is_not_called_supported(tmp_path):
+    from inference.claims import evaluate_claims
+    from inference.report import load_run
+    from tests.inference.report.fixture_runs import fixture_run
+
+    claims = evaluate_claims(load_run(fixture_run("zhao2025", tmp_path, unconverged=("2", "6"))))
+    first = claims.set_index("claim_id").loc["ai_raises_innovation"]
+    assert first["probability"] == 1.0 and first["verdict"].startswith("not reliable")
+    others = claims[claims["claim_id"] != "ai_raises_innovation"]
+    assert not others["verdict"].str.startswith("not reliable").any()
 
 
 @pytest.mark.parametrize("body, message", [
