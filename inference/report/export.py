@@ -59,7 +59,8 @@ def write_tables(grids: list[Grid], folder: Path, bundle) -> list[Path]:
     """Write ``table_<t>.tex`` and ``table_<t>.md`` (the grids of one table together)."""
     folder.mkdir(parents=True, exist_ok=True)
     note = ("P: published as printed (t or se in brackets); F: frequentist, computed here; "
-            "B: posterior mean (sd) [94% HDI] P(>0). Data: " + bundle.data_label + ".")
+            "B: posterior mean (sd) [94% HDI] P(>0); NOT CONVERGED marks a fit whose R-hat, "
+            "ESS or divergences failed the checks. Data: " + bundle.data_label + ".")
     by_table: dict[str, list[Grid]] = {}
     for grid in grids:
         by_table.setdefault(grid.table, []).append(grid)

@@ -229,5 +229,9 @@ def heterogeneity_section(context: Context, table: str, columns: list[str]) -> s
 
 
 def cell_for_export(cell: Cell) -> tuple[str, str, str]:
-    """The three lines of a cell as plain text, for LaTeX and Markdown."""
-    return published_text(cell), frequentist_text(cell), bayesian_text(cell)
+    """The three lines of a cell as plain text, for LaTeX and Markdown; a Bayesian number of a
+    fit that did not converge says so in front of it."""
+    bayes = bayesian_text(cell)
+    if bayes and not cell.converged:
+        bayes = "NOT CONVERGED: " + bayes
+    return published_text(cell), frequentist_text(cell), bayes

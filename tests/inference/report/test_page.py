@@ -166,6 +166,10 @@ def test_tables_exported_as_latex_and_markdown(built_runs):
     md = (tables / "table_2.md").read_text(encoding="utf-8")
     assert md.splitlines()[2].startswith("| term | (1) | (2)")
     assert "SYNTHETIC" in md and "SYNTHETIC" in tex
+    # Column 1 of the fixture's Table 2 did not converge: its exported numbers say so.
+    ai_row = next(line for line in md.splitlines() if line.startswith("| AI |"))
+    first, second = ai_row.split(" | ")[1:3]
+    assert "B NOT CONVERGED: " in first and "NOT CONVERGED" not in second
 
 
 def test_provenance_names_data_seed_and_versions(built_runs):
