@@ -12,6 +12,7 @@ import pandas as pd
 
 from inference.report.bundle import RunBundle, load_run, write_run_meta
 from inference.report.figures import (
+    file_data_uri,
     forest,
     img,
     ppc_plot,
@@ -283,6 +284,10 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
              "posterior sd. Struck-through Bayesian numbers come from fits that did not "
              "converge.</p>", "legend")
     _table_sections(context, page)
+    others = [p for p in bundle.figures() if p.name not in context.placed]
+    page.add("Further figures", "".join(
+        img(file_data_uri(p), f"{p.stem.replace('_', ' ')}{suffix}") for p in others),
+        "figures")
     if term:
         curve = specification_curve(bundle.results, term, suffix)
         parts = [f"<figure><img src='{curve}' alt='specification curve of {term}'>"

@@ -39,6 +39,7 @@ class Context:
     printed: dict
     suffix: str
     grids: list[Grid] = field(default_factory=list)
+    placed: set = field(default_factory=set)
 
     def spec(self, table: str, column: str):
         """The registry spec of a cell, or None (routed columns have none of their own)."""
@@ -163,7 +164,9 @@ def _labels(context: Context, table: str, columns: list[str]) -> dict[str, str]:
 
 def _table_figures(context: Context, table: str) -> str:
     """The estimators' figures of this table (LR curves, regime slopes, event paths)."""
-    figures = [p for p in context.bundle.figures() if f"_table{table}_" in p.name]
+    figures = [p for p in context.bundle.figures()
+               if f"_table{table}_" in p.name or f"_{table}_" in p.name]
+    context.placed.update(p.name for p in figures)
     return "".join(img(file_data_uri(p), f"{p.stem.replace('_', ' ')}{context.suffix}")
                    for p in figures)
 
