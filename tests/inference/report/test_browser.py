@@ -7,48 +7,11 @@ why."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from data.published import load_published
 from inference.claims import load_claims
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-dev-shm-usage")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed "
-                                    "(pip install -e '.[test]')")
-    if not CHROMIUM or not DRIVER:
-        pytest.skip("Debian's chromium and chromium-driver are not installed and could not be "
-                    "(run .ci/run as root on Debian: apt-get install -y chromium chromium-driver)")
-    from selenium.webdriver.chrome.service import Service
-
-    profile = tempfile.mkdtemp(prefix="report-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def _open(driver, page: Path) -> list[dict]:
-    driver.get_log("browser")  # drop what an earlier page left
-    driver.get(page.resolve().as_uri())
-    driver.execute_script("return document.readyState")
-    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+from tests.inference.report.conftest import open_page as _open
 
 
 def _published_tables(study: str) -> list[str]:

@@ -42,6 +42,17 @@ def test_rebuild_of_a_sampled_run_under_30_s_without_sampling(real_runs, tmp_pat
     assert page.stat().st_size < 5_000_000
 
 
+def test_the_sampled_report_renders_in_chromium(real_runs, browser):
+    from tests.inference.report.conftest import open_page
+
+    assert open_page(browser, real_runs[0] / "index.html") == []
+    widths = browser.execute_script("return Array.from(document.images).map(i => i.naturalWidth)")
+    assert len(widths) >= 5 and all(w > 0 for w in widths)
+    assert browser.execute_script("return document.querySelectorAll('#claims tr.claim').length") \
+        == 10
+    assert browser.execute_script("return !!document.getElementById('synthetic-banner')")
+
+
 def test_compare_two_priors_shows_the_ai_slope_shift(real_runs, tmp_path):
     table = compare_runs(*real_runs, tmp_path, progress=lambda _m: None)
     ai = table[(table["table"] == "2") & (table["column"] == "6") & (table["term"] == "AI")]
