@@ -52,6 +52,7 @@ class Claim:
 
 
 def claims_path(study: str) -> Path:
+    """Where the claims ledger of ``study`` lives."""
     return CLAIMS_DIR / f"{study}_claims.toml"
 
 

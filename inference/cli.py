@@ -14,6 +14,7 @@ from inference.registry import STUDIES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="python -m inference",
         description="Published | frequentist | Bayesian re-analysis of panel studies.",

@@ -59,6 +59,7 @@ class RunBundle:
 
     @property
     def title(self) -> str:
+        """The study's title as the run recorded it (its id otherwise)."""
         return str(self.meta.get("title") or self.study)
 
     @cached_property

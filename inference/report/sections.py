@@ -94,6 +94,7 @@ class Context:
 def register_section(kind: str) -> Callable[[SectionBuilder], SectionBuilder]:
     """Decorator: use ``builder`` for the tables (or extra columns) of ``kind``."""
     def decorate(builder: SectionBuilder) -> SectionBuilder:
+        """Record ``builder`` for ``kind`` and hand it back unchanged."""
         SECTION_BUILDERS[kind] = builder
         return builder
     return decorate

@@ -78,6 +78,7 @@ class Cell:
 
     @property
     def converged(self) -> bool:
+        """Whether the Bayesian number (if any) comes from a fit that passed the checks."""
         return self.bayesian is None or is_missing(self.bayesian.get("note"))
 
     def flags(self) -> list[str]:
@@ -128,6 +129,7 @@ class Grid:
     labels: dict[str, str] = field(default_factory=dict)
 
     def cell(self, column: str, term: str) -> Cell | None:
+        """The cell of (column, term), or None where the table has nothing there."""
         return self.cells.get((column, term))
 
 
