@@ -1,4 +1,6 @@
-"""Command line: ``python -m inference run STUDY [options]`` and
+"""Command line: ``python -m inference run STUDY [options]``,
+``python -m inference report STUDY --from DIR [--out DIR]`` (rebuild without refitting),
+``python -m inference compare DIR_A DIR_B [--out DIR]`` and
 ``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``
 (``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS)."""
 
@@ -13,13 +15,15 @@ from inference.registry import STUDIES
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
         prog="python -m inference",
         description="Published | frequentist | Bayesian re-analysis of panel studies.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="fit every specification of a study")
-    run.add_argument("study", choices=STUDIES)
+    run.add_argument("study", type=_study_name, metavar="STUDY",
+                     help=f"one of {', '.join(STUDIES)}, or your own study file (.toml)")
     run.add_argument("--data", type=Path, help="your own CSV/Parquet/Stata/Excel panel "
                      "(default: the embedded panel of the study)")
     run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
@@ -33,6 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     run.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
+
+    report = commands.add_parser(
+        "report", help="rebuild a run's report from its saved results and posteriors")
+    report.add_argument("study", type=_study_name, metavar="STUDY",
+                        help=f"one of {', '.join(STUDIES)}, or the study file of a user study")
+    report.add_argument("--from", dest="source", type=Path,
+                        help="the run's folder (default: reports/STUDY)")
+    report.add_argument("--out", type=Path, help="where to write (default: the run's folder)")
+
+    compare = commands.add_parser("compare", help="line up the posteriors of two runs")
+    compare.add_argument("dir_a", type=Path, help="the first run's folder")
+    compare.add_argument("dir_b", type=Path, help="the second run's folder")
+    compare.add_argument("--out", type=Path, help="where to write (default: DIR_B/compare)")
+    compare.add_argument("--term", help="the coefficient to overlay (default: the study's key "
+                         "term, e.g. AI)")
 
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
     fit.add_argument("--data", type=Path, required=True,
@@ -58,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     fit.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
     return parser
+
+
+def _study_name(text: str) -> str:
+    if text in STUDIES or text.endswith(".toml"):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown study '{text}' (known: {', '.join(STUDIES)}; "
+                                     "or give a study file ending in .toml)")
 
 
 def _probability(text: str) -> float:
@@ -124,6 +150,7 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (2 with a one-line error on bad input)."""
     args = build_parser().parse_args(argv)
     _quiet_libraries()
     from inference.runner import RunOptions, run_study, sampling_settings
@@ -138,9 +165,22 @@ def main(argv: list[str] | None = None) -> int:
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
                 target_accept=args.target_accept, encoding=args.encoding,
             )
-            out = args.out or Path("reports") / args.study
+            # A study file's study may be named otherwise; the default folder is a best guess
+            # for marking an interrupted run, run_study itself decides.
+            out = args.out or Path("reports") / Path(str(args.study)).stem
             outcome = run_study(args.study, options)
             trouble = [*outcome.skipped, *outcome.not_converged]
+        elif args.command == "report":
+            from inference.report import build_report
+            from inference.user_study import is_study_file, load_study_file
+
+            name = (load_study_file(args.study).name if is_study_file(args.study)
+                    else args.study)
+            build_report(name, args.source or Path("reports") / name, args.out)
+        elif args.command == "compare":
+            from inference.report.compare import compare_runs
+
+            compare_runs(args.dir_a, args.dir_b, args.out, key_term=args.term)
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 
@@ -166,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
               "holds only files that were written whole, and run.json there says the run "
               "did not finish.", file=sys.stderr)
         return 130
-    if args.strict and trouble:
+    if getattr(args, "strict", False) and trouble:
         print(f"strict: {len(trouble)} problem(s):", file=sys.stderr)
         for line in trouble:
             print(f"  - {line}", file=sys.stderr)

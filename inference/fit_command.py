@@ -166,9 +166,9 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
         progress(f"[fit] Bayesian {_time.perf_counter() - tick:.1f} s, {status}")
     results = assemble(parts, label)
     progress(f"[fit] wrote {write_results(results, out)}")
-    _write_report(results, frame, label, request, out, fits)
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
+    _write_report(results, frame, label, request, out, fits)
     return results
 
 
@@ -219,9 +219,9 @@ def _run_iv(request: FitRequest, formula: PanelFormula, frame: pd.DataFrame, out
         progress(f"[fit] Bayesian {_time.perf_counter() - tick:.1f} s, {status}")
     results = assemble(parts, label)
     progress(f"[fit] wrote {write_results(results, out)}")
-    _write_report(results, frame, label, request, out, fits)
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
+    _write_report(results, frame, label, request, out, fits)
     return results
 
 

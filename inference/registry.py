@@ -104,6 +104,12 @@ def load_study(name: str) -> Study:
         raise KeyError(f"unknown study '{name}' (known: {', '.join(STUDIES)})")
     with path.open("rb") as handle:
         raw = tomllib.load(handle)
+    return load_study_from_mapping(raw)
+
+
+def load_study_from_mapping(raw: dict) -> Study:
+    """A study from the parsed contents of a study file (shipped or the user's own)."""
+    name = raw["study"]
     defaults = raw.get("defaults", {})
     controls = list(defaults.get("controls", []))
     specs = []

@@ -83,6 +83,7 @@ class RunOutcome:
     figures: list[Path] = field(default_factory=list)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)
     timings: dict[str, float] = field(default_factory=dict)
+    options: RunOptions | None = None
 
 
 def _published_rows(study: str) -> pd.DataFrame:
@@ -163,28 +164,39 @@ def _save_fits(estimate: Estimate, spec: Spec, out_dir: Path) -> list[Path]:
 
 
 def run_study(
-    name: str, options: RunOptions, progress: Callable[[str], None] = print
+    name: str | Path | Study, options: RunOptions, progress: Callable[[str], None] = print
 ) -> RunOutcome:
-    """Fit every specification of study ``name`` and write results.csv and index.html."""
+    """Fit every specification of study ``name`` (a shipped study, a study file of the user's,
+    or a loaded :class:`Study`) and write results.csv and index.html."""
+    from inference.user_study import is_study_file, load_study_file, load_user_dataset
+
     started = time.perf_counter()
-    study = load_study(name)
+    source, user_study = name, isinstance(name, Study) or is_study_file(name)
+    study = name if isinstance(name, Study) else (
+        load_study_file(name) if user_study else load_study(name))
+    name = study.name
     out_dir = check_output_folder(Path(options.out) if options.out else Path("reports") / name,
                                   [("--data", options.data), ("--priors", options.prior_file)])
     priors = _user_priors(options)
     needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
-    dataset = load_dataset(name, options.data, needed, options.encoding)
+    dataset = (load_user_dataset(study, options.data) if user_study
+               else load_dataset(name, options.data, needed, options.encoding))
     reusable = kept_files(out_dir)
     start_run(out_dir, f"run {name}", keep=reusable)
     written: set[str] = set()
+    if user_study and not isinstance(source, Study):
+        # The report is rebuilt from the folder alone, so the study file travels with it.
+        (out_dir / "study.toml").write_bytes(Path(source).read_bytes())
     progress(f"[{name}] data: {dataset.label}, {len(dataset.frame):,} rows")
     dataset = _derive_measures(study, dataset, progress)
 
-    parts = [_published_rows(name)]
+    parts = [] if user_study else [_published_rows(name)]
     moments = moments_table(dataset.frame, _summary_variables(study, dataset.frame))
     if len(moments):
         parts.append(result_rows(moments, study=name, table="1", column="", source="frequentist")
                      .assign(column=moments["column"].to_numpy()))
-    outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir)
+    outcome = RunOutcome(study=study, dataset=dataset, results=pd.DataFrame(), out_dir=out_dir,
+                         options=options)
     settings = Settings(seed=options.seed, unit=study.unit, time=study.time, quick=options.quick,
                         sampling=dict(options.sampling), priors=priors,
                         out_dir=out_dir, synthetic=dataset.synthetic)
@@ -254,11 +266,13 @@ def run_study(
     outcome.sensitivity = _prior_sensitivity(outcome.bayes_fits, out_dir, progress)
     outcome.timings["total_s"] = time.perf_counter() - started
     progress(f"[{name}] wrote {path}")
+    # Marked complete before the page is built: the report reads run.json and shows how the
+    # run ended.
+    finish_run(out_dir, "complete", not_run=outcome.skipped, not_converged=outcome.not_converged)
     from inference.report import write_report
 
     report = write_report(outcome)
     progress(f"[{name}] wrote {report}")
-    finish_run(out_dir, "complete", not_run=outcome.skipped, not_converged=outcome.not_converged)
     return outcome
 
 

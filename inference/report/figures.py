@@ -1,0 +1,217 @@
+"""Figures drawn for the page and embedded in it as base64 PNG (the page is one file).
+
+Every figure drawn on a synthetic run says so in its title.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from inference.report.draws import posterior_variable
+from inference.report.tables import is_missing
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def figure_data_uri(fig) -> str:
+    """The figure as a ``data:image/png;base64,...`` URI; the figure is closed."""
+    plt = _pyplot()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def file_data_uri(path: Path) -> str:
+    """A PNG file as a data URI."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def img(uri: str, alt: str) -> str:
+    """An ``<img>`` element for a data URI."""
+    return f"<figure><img src='{uri}' alt='{html.escape(alt)}'>" \
+           f"<figcaption>{html.escape(alt)}</figcaption></figure>"
+
+
+def specification_curve(results: pd.DataFrame, term: str, suffix: str) -> str | None:
+    """The key coefficient across every specification that has it: published points,
+    frequentist 95% CIs and Bayesian 94% HDIs, one line per (table, column)."""
+    rows = results[results["term"].astype(str) == term]
+    cells = list(dict.fromkeys(zip(rows["table"].astype(str), rows["column"].astype(str))))
+    if not cells:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(cells) + 1.4))
+    styles = {"published": ("D", "C3", 0.25), "frequentist": ("s", "C1", 0.0),
+              "bayesian": ("o", "C0", -0.25)}
+    seen = set()
+    for i, (table, column) in enumerate(cells):
+        here = rows[(rows["table"].astype(str) == table) & (rows["column"].astype(str) == column)]
+        for source, (marker, colour, offset) in styles.items():
+            row = here[here["source"] == source]
+            if not len(row) or is_missing(row.iloc[0]["estimate"]):
+                continue
+            row = row.iloc[0]
+            low, high = row.get("ci_low"), row.get("ci_high")
+            if source == "frequentist" and not is_missing(row.get("std_error")):
+                low = row["estimate"] - 1.96 * row["std_error"]
+                high = row["estimate"] + 1.96 * row["std_error"]
+            label = {"published": "published", "frequentist": "frequentist 95% CI",
+                     "bayesian": "Bayesian 94% HDI"}[source] if source not in seen else None
+            seen.add(source)
+            faded = source == "bayesian" and not is_missing(row.get("note"))
+            if not is_missing(low) and not is_missing(high):
+                ax.plot([low, high], [i + offset] * 2, color=colour, lw=2,
+                        alpha=0.35 if faded else 1.0)
+            ax.plot(row["estimate"], i + offset, marker, color=colour, label=label,
+                    mfc="white" if faded else colour)
+    ax.set_yticks(range(len(cells)), [f"T{t} ({c})" for t, c in cells], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_xlabel(f"coefficient of {term}")
+    ax.set_title(f"{term} across every specification{suffix}\n(hollow: Bayesian fit "
+                 "not converged)", fontsize=9)
+    ax.legend(fontsize=7, loc="best")
+    fig.subplots_adjust(left=0.18, right=0.98)
+    return figure_data_uri(fig)
+
+
+def forest(bundle, term: str, suffix: str) -> str | None:
+    """``az.plot_forest`` of ``term`` over every saved posterior that has it."""
+    import arviz as az
+
+    datasets, names = [], []
+    for (table, column, name) in bundle.posterior_files:
+        if name:
+            continue
+        idata = bundle.posterior(table, column, name)
+        found = posterior_variable(idata, term)
+        if found is None or not found[1]:
+            continue
+        var, coords = found
+        dim, labels = next(iter(coords.items()))
+        datasets.append(idata.posterior[[var]].sel({dim: labels[0]}).rename({var: term}))
+        names.append(f"T{table} ({column})")
+    if not datasets:
+        return None
+    plt = _pyplot()
+    axes = az.plot_forest(datasets, model_names=names, var_names=[term], combined=True,
+                          hdi_prob=0.94, figsize=(7, 0.3 * len(datasets) + 1.5))
+    axes[0].set_title(f"posterior of {term}, 94% HDI (ArviZ forest){suffix}", fontsize=9)
+    axes[0].axvline(0, color="grey", lw=0.8)
+    return figure_data_uri(plt.gcf())
+
+
+def group_forest(draws: dict[str, np.ndarray], title: str) -> str | None:
+    """``az.plot_forest`` of the group slopes of one pooled model."""
+    import arviz as az
+
+    if not draws:
+        return None
+    plt = _pyplot()
+    dataset = az.convert_to_dataset({k: v[None, :] for k, v in draws.items()})
+    axes = az.plot_forest(dataset, combined=True, hdi_prob=0.94,
+                          figsize=(6, 0.45 * len(draws) + 1.2))
+    axes[0].set_title(title, fontsize=9)
+    return figure_data_uri(plt.gcf())
+
+
+def rank_plot(idata, var: str, coords: dict, title: str) -> str | None:
+    """``az.plot_rank`` of one variable: flat histograms mean well-mixed chains."""
+    import arviz as az
+
+    plt = _pyplot()
+    try:
+        axes = az.plot_rank(idata, var_names=[var], coords=coords, figsize=(6, 2.2))
+    except (KeyError, ValueError, TypeError):
+        plt.close("all")
+        return None
+    np.ravel(axes)[0].figure.suptitle(title, fontsize=8)
+    return figure_data_uri(np.ravel(axes)[0].figure)
+
+
+def rank_grid(entries: list[tuple], title: str) -> str | None:
+    """One figure of ``az.plot_rank`` panels, one per (idata, var, coords, label): drawn into a
+    shared grid because saving a figure per fit would cost most of a rebuild."""
+    import arviz as az
+
+    if not entries:
+        return None
+    plt = _pyplot()
+    ncols = 3
+    nrows = -(-len(entries) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(11, 1.9 * nrows), squeeze=False)
+    for ax, (idata, var, coords, label) in zip(axes.ravel(), entries):
+        try:
+            az.plot_rank(idata, var_names=[var], coords=coords, ax=ax)
+        except (KeyError, ValueError, TypeError):
+            ax.text(0.5, 0.5, "rank plot unavailable", ha="center", transform=ax.transAxes)
+        ax.set_title(f"{label}: {var} {list(coords.values())[0] if coords else ''}",
+                     fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("")
+    for ax in axes.ravel()[len(entries):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=9)
+    # Fixed spacing: tight_layout measures every tick label and would dominate the rebuild.
+    fig.subplots_adjust(left=0.04, right=0.99, top=1 - 0.5 / (1.9 * nrows + 0.5),
+                        bottom=0.25 / nrows, hspace=0.55, wspace=0.15)
+    return figure_data_uri(fig)
+
+
+def trace_plot(idata, var: str, coords: dict, title: str) -> str | None:
+    """``az.plot_trace`` of one variable of a flagged fit."""
+    import arviz as az
+
+    plt = _pyplot()
+    try:
+        axes = az.plot_trace(idata, var_names=[var], coords=coords, figsize=(7, 2.2))
+    except (KeyError, ValueError, TypeError):
+        plt.close("all")
+        return None
+    np.ravel(axes)[0].figure.suptitle(title, fontsize=8)
+    return figure_data_uri(np.ravel(axes)[0].figure)
+
+
+def ppc_plot(idata, title: str) -> str | None:
+    """``az.plot_ppc`` where the fit saved posterior predictive draws; None otherwise."""
+    import arviz as az
+
+    if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
+        return None
+    plt = _pyplot()
+    try:
+        ax = az.plot_ppc(idata, num_pp_samples=50, figsize=(6, 2.5))
+    except (KeyError, ValueError, TypeError):
+        plt.close("all")
+        return None
+    fig = np.ravel(ax)[0].figure
+    fig.suptitle(title, fontsize=8)
+    return figure_data_uri(fig)
+
+
+def overlay(draws_a: np.ndarray, draws_b: np.ndarray, labels: tuple[str, str],
+            title: str) -> str:
+    """Two posteriors of one quantity overlaid (``az.plot_dist``)."""
+    import arviz as az
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 2.4))
+    az.plot_dist(draws_a, ax=ax, color="C0", label=labels[0])
+    az.plot_dist(draws_b, ax=ax, color="C3", label=labels[1])
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7)
+    return figure_data_uri(fig)
