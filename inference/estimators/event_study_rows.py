@@ -31,8 +31,8 @@ def fit_note(fit) -> str:
     problems = fit.convergence_problems()
     if not problems:
         return ""
-    return (f"from a fit that did not converge ({len(problems)} problem(s); the Treat x year "
-            f"rows say which): {problems[0]}")
+    return (f"from a fit that did not converge ({len(problems)} problem(s); the coefficient "
+            f"rows' notes say which): {problems[0]}")
 
 
 def bayesian_rows(fit, band: float, mbars, prefix: str = "") -> pd.DataFrame:

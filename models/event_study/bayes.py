@@ -105,18 +105,39 @@ class BayesEventStudyFit(BayesPanelFit):
         return self.idata.posterior["slope"].sel(coef=terms).values
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
-        table = super()._build_tidy(auxiliary)
-        # Only the first event term's unit mean enters the Mundlak term (see the module
-        # docstring); the others' Mundlak coefficients are draws from their prior.
-        idle = [f"mundlak_{TERM_PREFIX}{y}" for y in self.event_years[1:]]
-        table = table[~table["term"].isin(idle)].reset_index(drop=True)
-        if self.spec["likelihood"] != "negbin":
-            return table
-        draws = self.path_draws()
-        rows = [summary_row(f"rate_ratio_{TERM_PREFIX}{year}", np.exp(draws[..., j]),
-                            self.spec["n_obs"], self.divergences)
-                for j, year in enumerate(self.event_years)]
-        return pd.concat([table, pd.DataFrame(rows)], ignore_index=True)
+        posterior = self.idata.posterior
+        n_obs, divergences = self.spec["n_obs"], self.divergences
+        entries = [(name, posterior["slope"].sel(coef=name).values)
+                   for name in self.regressors]
+        if self.spec["likelihood"] == "negbin":
+            draws = self.path_draws()
+            entries += [(f"rate_ratio_{TERM_PREFIX}{year}", np.exp(draws[..., j]))
+                        for j, year in enumerate(self.event_years)]
+        if auxiliary:
+            entries += [(name, posterior[name].values) for name in
+                        ("intercept", "sigma", "unit_sd", "year_sd", "alpha") if name in posterior]
+            entries += [(f"mundlak_{name}", posterior["between"].sel(mundlak=name).values)
+                        for name in posterior["between"]["mundlak"].values]
+        return pd.DataFrame([summary_row(term, values, n_obs, divergences)
+                             for term, values in entries])
+
+
+def _keep_identified_mundlak_terms(idata, regressors: list[str], kept: list[str]) -> None:
+    """Keep the Mundlak coefficients of ``kept`` only (dims ``mundlak``): the others are draws
+    from their prior (their unit means were set to zero) and would only add noise to the
+    summaries and to power-scaling."""
+    for group in ("posterior", "log_prior"):
+        if group not in idata.groups() or "between" not in idata[group]:
+            continue
+        data = idata[group]
+        # log_prior carries the coef dimension without labels: select by position.
+        index = [regressors.index(name) for name in kept]
+        between = (data["between"].isel(coef=index).rename(coef="mundlak")
+                   .drop_vars("coef", errors="ignore").assign_coords(mundlak=kept))
+        data = data.drop_vars("between").assign(between=between)
+        if not any("coef" in v.dims for v in data.data_vars.values()):
+            data = data.drop_vars("coef", errors="ignore")
+        setattr(idata, group, data)
 
 
 def event_design(
@@ -238,6 +259,7 @@ def fit_bayes_event_study(
         target_accept=target_accept, progressbar=progressbar, slope_prior=slope_prior,
         mundlak_columns=[terms[0], *controls], low_rank_mass_matrix=low_rank_mass_matrix,
     )
+    _keep_identified_mundlak_terms(fit.idata, [*terms, *controls], [terms[0], *controls])
     spec = {**fit.spec, "reference": int(reference), "event_years": event_years,
             "controls": list(controls), "path_prior": path.kind, "transform": transform,
             "treat": treat_variable, "n_dropped_no_log": n_dropped}
