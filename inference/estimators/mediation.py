@@ -126,7 +126,8 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     mediator into the printed columns (the total effect in ``spec.column``, the a path in the
     a column; direct effect, b path, indirect effect, ``proportion_mediated_<m>`` (the share
     mediated) and ``rho_at_zero_<m>`` in the b column), and with ``joint_column`` one fit of
-    all mediators together there. Each fit's confounding-sensitivity curve is a figure."""
+    all mediators together there. Each fit's confounding-sensitivity curve is a figure, its
+    numbers a CSV of the same name."""
     from models.mediation.bayes import fit_bayes_mediation
 
     treatment, controls, mediators = _parts(spec)
@@ -201,4 +202,7 @@ def _figure(result, spec: Spec, settings: Settings, name: str):
     path = settings.out_dir / f"mediation_sensitivity_table{spec.table}_col{spec.column}_{name}.png"
     title = (f"{spec.study} table {spec.table}: indirect effect of {result.spec['treatment']} "
              f"vs mediator-outcome error correlation rho ({name}){settings.figure_suffix}")
+    # The curve's numbers beside its picture, for readers who re-plot or tabulate it.
+    pd.concat([c.table.assign(mediator=c.mediator) for c in curves], ignore_index=True).to_csv(
+        path.with_suffix(".csv"), index=False, float_format="%.6g")
     return plot_sensitivity(curves, path, title)

@@ -153,7 +153,7 @@ def sensitivity_curve(mediator: str, a: np.ndarray, b0: np.ndarray, sigma_y: np.
 
 def plot_sensitivity(curves: list[SensitivityCurve], path: str | Path, title: str) -> Path:
     """One panel per mediator: the posterior mean of the indirect effect against rho, its
-    94% HDI band, and rho_at_zero marked."""
+    94% HDI band, and rho_at_zero marked; rho within +-max(0.3, 4 |rho at zero|)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,7 +161,11 @@ def plot_sensitivity(curves: list[SensitivityCurve], path: str | Path, title: st
 
     fig, axes = plt.subplots(1, len(curves), figsize=(4.8 * len(curves), 3.6), squeeze=False)
     for ax, curve in zip(axes[0], curves, strict=True):
-        t = curve.table
+        # The curve runs off to +-infinity as |rho| nears its bound; show the region around
+        # where the effect vanishes instead.
+        reach = [0.3] + [4 * abs(v) for v in (curve.rho_at_zero, curve.rho_point_zero)
+                         if np.isfinite(v)]
+        t = curve.table[curve.table["rho"].abs() <= max(reach)]
         ax.fill_between(t["rho"], t["hdi_low"], t["hdi_high"], color="tab:blue", alpha=0.25,
                         label=f"{HDI_PROB:.0%} HDI")
         ax.plot(t["rho"], t["mean"], color="tab:blue", label="posterior mean")

@@ -95,3 +95,9 @@ def test_bayesian_rows_say_what_failed_and_where_rho_reaches_zero(bayesian_estim
     assert len(bayesian_estimate.figures) == 3
     assert all(path.exists() and path.stat().st_size > 10_000
                for path in bayesian_estimate.figures)
+    curve = pd.read_csv(bayesian_estimate.figures[-1].with_suffix(".csv"))
+    assert set(curve["mediator"]) == {"Va", "Ind"}
+    at_zero = curve[(curve["mediator"] == "Va") & (curve["rho"] == 0)].iloc[0]
+    # At rho = 0 the curve is the posterior of the indirect effect itself.
+    assert at_zero["mean"] == pytest.approx(tidy.loc[("joint", "indirect_Va"), "estimate"],
+                                            rel=1e-6)
