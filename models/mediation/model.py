@@ -232,33 +232,39 @@ def pointwise_log_likelihood(design: MediationDesign, posterior) -> np.ndarray:
     observations in the log-determinant (what LOO needs is per observation)."""
     data = design.data
     n_k, n_w = len(design.mediators), len(design.controls)
-    y, mediators, x = data[:, 0], data[:, 1:1 + n_k], data[:, 1 + n_k]
-    w = data[:, 2 + n_k:]
+    p = data.shape[1]
     suffix = "_ignorable" if "b_ignorable" in posterior else ""
-    a, b0 = posterior["a"].values, posterior["b" + suffix].values
-    c0 = posterior["direct" + suffix].values
-    sigma_y, sigma_m = posterior["sigma_outcome"].values, posterior["sigma_mediator"].values
-    corr = posterior["mediator_corr"].values if n_k > 1 else None
-    out = np.empty(a.shape[:2] + (design.n_obs,))
-    for chain in range(a.shape[0]):
-        e = mediators[None, :, :] - a[chain][:, None, :] * x[None, :, None]
-        u = y[None, :] - b0[chain] @ mediators.T - c0[chain][:, None] * x[None, :]
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    size = n_chain * n_draw
+
+    def flat(name: str, width: int) -> np.ndarray:
+        return posterior[name].values.reshape(size, width)
+
+    a, b0 = flat("a", n_k), flat("b" + suffix, n_k)
+    c0 = flat("direct" + suffix, 1)[:, 0]
+    sigma_y, sigma_m = flat("sigma_outcome", 1)[:, 0], flat("sigma_mediator", n_k)
+    # Residuals as linear maps of the demeaned columns [y, m, x, w], one map per draw: one
+    # matrix product per equation instead of broadcasting over (draw, obs).
+    coef_y = np.zeros((p, size))
+    coef_y[0], coef_y[1:1 + n_k], coef_y[1 + n_k] = 1.0, -b0.T, -c0
+    delta = flat("control_mediator", n_k * n_w).reshape(size, n_k, n_w) if n_w else None
+    if n_w:
+        coef_y[2 + n_k:] = -flat("control_outcome", n_w).T
+    u = data @ coef_y
+    out = -0.5 * np.log(2 * np.pi) - np.log(sigma_y) - 0.5 * (u / sigma_y) ** 2
+    z = []
+    for k in range(n_k):
+        coef_m = np.zeros((p, size))
+        coef_m[1 + k], coef_m[1 + n_k] = 1.0, -a[:, k]
         if n_w:
-            delta = posterior["control_mediator"].values[chain].reshape(-1, n_k, n_w)
-            e = e - np.einsum("dkc,nc->dnk", delta, w)
-            u = u - posterior["control_outcome"].values[chain] @ w.T
-        sy = sigma_y[chain][:, None]
-        log_u = -0.5 * np.log(2 * np.pi) - np.log(sy) - 0.5 * (u / sy) ** 2
-        z = e / sigma_m[chain][:, None, :]
-        if n_k == 1:
-            log_e = (-0.5 * np.log(2 * np.pi) - np.log(sigma_m[chain][:, None, 0])
-                     - 0.5 * z[..., 0] ** 2)
-        else:
-            r = corr[chain][:, None]
-            one_minus = 1.0 - r**2
-            quad = (z[..., 0] ** 2 - 2 * r * z[..., 0] * z[..., 1] + z[..., 1] ** 2) / one_minus
-            log_e = (-np.log(2 * np.pi) - np.log(sigma_m[chain][:, None, 0])
-                     - np.log(sigma_m[chain][:, None, 1]) - 0.5 * np.log(one_minus)
-                     - 0.5 * quad)
-        out[chain] = log_e + log_u
-    return out
+            coef_m[2 + n_k:] = -delta[:, k, :].T
+        z.append((data @ coef_m) / sigma_m[:, k])
+        out -= 0.5 * np.log(2 * np.pi) + np.log(sigma_m[:, k])
+    if n_k == 1:
+        out -= 0.5 * z[0] ** 2
+    else:
+        r = flat("mediator_corr", 1)[:, 0]
+        one_minus = 1.0 - r**2
+        out -= (0.5 * np.log(one_minus)
+                + 0.5 * (z[0] ** 2 - 2 * r * z[0] * z[1] + z[1] ** 2) / one_minus)
+    return out.T.reshape(n_chain, n_draw, design.n_obs)

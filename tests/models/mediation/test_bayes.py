@@ -163,6 +163,15 @@ def test_pointwise_log_likelihood_is_the_joint_normal_density(panel):
     expected = (stats.multivariate_normal([0, 0], cov).logpdf(e)
                 + stats.norm(0, p["sigma_outcome"]).logpdf(u))
     np.testing.assert_allclose(values, expected, rtol=1e-10)
+    # One mediator: the product of two univariate normal densities.
+    single, _, _ = _model(panel, ["m1"])
+    one = posterior.isel(mediator=[0], mc=[0]).drop_vars("mediator_corr")
+    values = pointwise_log_likelihood(single, one)[0, 0]
+    d = single.data  # [y, m1, x, w]
+    e1 = d[:, 1] - p["a"][0] * d[:, 2] - p["control_mediator"][0] * d[:, 3]
+    u1 = d[:, 0] - p["b"][0] * d[:, 1] - p["direct"] * d[:, 2] - p["control_outcome"][0] * d[:, 3]
+    expected = (stats.norm(0, s1).logpdf(e1) + stats.norm(0, p["sigma_outcome"]).logpdf(u1))
+    np.testing.assert_allclose(values, expected, rtol=1e-10)
 
 
 def test_sensitivity_curve_is_imai_keele_yamamoto_theorem_2():
