@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
-from models.bayes.sampler import run_nutpie, sample_model
+from models.bayes.sampler import _blas_controller, run_nutpie, sample_model
 from models.bayes.summary import summary_row
 from models.mediation.design import MediationDesign, prepare_mediation
 from models.mediation.model import (
@@ -178,7 +178,10 @@ def _sample_cached(key: str, design: MediationDesign, resolved: dict[str, Any], 
 def _add_log_likelihood(idata, design: MediationDesign) -> None:
     import xarray as xr
 
-    values = pointwise_log_likelihood(design, idata.posterior)
+    # Thin matrix products (p ~ 10 columns): a multi-threaded BLAS spends 20x longer
+    # synchronising than computing (measured on 2 busy cores).
+    with _blas_controller().limit(limits=1):
+        values = pointwise_log_likelihood(design, idata.posterior)
     post = idata.posterior
     obs = np.arange(design.n_obs)
     if "log_likelihood" in idata.groups():
