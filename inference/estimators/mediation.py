@@ -202,6 +202,7 @@ def _figure(result, spec: Spec, settings: Settings, name: str):
     path = settings.out_dir / f"mediation_sensitivity_table{spec.table}_col{spec.column}_{name}.png"
     title = (f"{spec.study} table {spec.table}: indirect effect of {result.spec['treatment']} "
              f"vs mediator-outcome error correlation rho ({name}){settings.figure_suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
     # The curve's numbers beside its picture, for readers who re-plot or tabulate it.
     pd.concat([c.table.assign(mediator=c.mediator) for c in curves], ignore_index=True).to_csv(
         path.with_suffix(".csv"), index=False, float_format="%.6g")
