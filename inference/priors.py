@@ -3,8 +3,9 @@
 A study mixes model families, each with its own prior roles: the TWFE roles of
 :mod:`models.bayes.panel_priors` (also read by the threshold models), the group sd of
 partial pooling (:mod:`models.heterogeneity.bayes`) and the first stage and error correlation of IV
-(:mod:`models.iv.bayes`), and the event study's TWFE roles plus ``event_path``, the prior on
-the event-time path (``event_path = "rw1"``, ``"rw2(step=0.1)"``, ``"hierarchical"``,
+(:mod:`models.iv.bayes`), the paths, residual correlation and confounding rho of mediation
+(:mod:`models.mediation.priors`), and the event study's TWFE roles plus ``event_path``, the
+prior on the event-time path (``event_path = "rw1"``, ``"rw2(step=0.1)"``, ``"hierarchical"``,
 ``"independent"``; :mod:`models.event_study.path_priors`). The user writes them in one
 place; :func:`read_prior_entries` checks every entry against the family it belongs to
 before anything is fitted, and :func:`priors_for` hands each family only its own roles, so
@@ -20,7 +21,7 @@ from typing import Any
 from models.bayes.panel_priors import ROLES
 from models.bayes.priors import PriorSpecError, read_prior_table
 
-FAMILIES = ("panel", "heterogeneity", "iv", "event_study")
+FAMILIES = ("panel", "heterogeneity", "iv", "event_study", "mediation")
 EVENT_PATH_ROLE = "event_path"
 
 
@@ -28,9 +29,10 @@ def family_roles() -> dict[str, tuple[str, ...]]:
     """The prior roles each model family reads (``panel``: TWFE and threshold models)."""
     from models.heterogeneity.priors import GROUP_SD_ROLE
     from models.iv.bayes import IV_ROLES
+    from models.mediation.priors import MEDIATION_ROLES
 
     return {"panel": ROLES, "heterogeneity": (*ROLES, GROUP_SD_ROLE), "iv": IV_ROLES,
-            "event_study": (*ROLES, EVENT_PATH_ROLE)}
+            "event_study": (*ROLES, EVENT_PATH_ROLE), "mediation": MEDIATION_ROLES}
 
 
 def _role(key: Any) -> str:
@@ -58,7 +60,9 @@ def priors_for(priors: Any, family: str) -> Any:
 def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Every prior of a TOML file (as :func:`models.bayes.panel_priors.load_priors_toml` reads it)
     and the command-line ``name=family(...)`` overrides on top, as one mapping: the TWFE roles,
-    ``group_sd`` (partial pooling), ``first_stage``, ``first_stage_sigma`` and ``rho`` (IV).
+    ``group_sd`` (partial pooling), ``first_stage``, ``first_stage_sigma`` and ``rho`` (IV),
+    ``mediator_slope``, ``mediator_sigma``, ``mediator_corr`` and ``confounding_rho``
+    (mediation).
 
     Each entry is checked by the parser of the model family it belongs to.
 
@@ -70,6 +74,7 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     from models.event_study.path_priors import EventPathPrior
     from models.heterogeneity.priors import HeterogeneityPriors
     from models.iv.bayes import IVPriors
+    from models.mediation.priors import MediationPriors
 
     entries: dict[str, Any] = {}
     where = "command line"
@@ -90,6 +95,7 @@ def read_prior_entries(path: str | Path | None, overrides: Sequence[str] = ()) -
     try:
         HeterogeneityPriors.parse(priors_for(entries, "heterogeneity"))
         IVPriors.parse(priors_for(entries, "iv"))
+        MediationPriors.parse(priors_for(entries, "mediation"))
         if EVENT_PATH_ROLE in entries:
             EventPathPrior.parse(entries[EVENT_PATH_ROLE])
     except PriorSpecError as error:

@@ -122,6 +122,7 @@ from data.synthetic.zhu2025_events import (
     REFERENCE_YEAR,
     add_event_counts,
 )
+from data.synthetic.zhu2025_mediation import mediation_truth
 
 DEFAULT_SEED = 20250402
 FILES_DIR = Path(__file__).resolve().parent.parent / "files" / "zhu2025"
@@ -464,6 +465,7 @@ def generate(seed: int = DEFAULT_SEED) -> tuple[pd.DataFrame, dict]:
 
     panel = _finish(frame)
     truth = _truth(seed, frame, cities, outcome_truth, event_truth, estimands)
+    truth["mediation"] = mediation_truth(frame, noise_free, BASE_CONTROLS)
     return panel, truth
 
 

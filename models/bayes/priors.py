@@ -255,3 +255,32 @@ def read_prior_table(path: Path) -> Mapping[str, Any]:
     if not isinstance(table, Mapping):
         raise PriorSpecError(f"Prior file {path}: 'priors' must be a table.")
     return table
+
+
+_LKJ_RE = re.compile(r"^\s*lkj\s*\(\s*(?:eta\s*=\s*)?([0-9.eE+-]+)\s*\)\s*$", re.IGNORECASE)
+
+
+def parse_lkj(value: Any, key: str) -> float:
+    """The eta of ``lkj(eta)`` (the LKJ prior of a correlation; for a 2 x 2 matrix
+    (rho + 1) / 2 ~ Beta(eta, eta)); the error names ``key``."""
+    match = _LKJ_RE.match(str(value))
+    if match is None or float(match.group(1)) <= 0:
+        raise PriorSpecError(f"Prior {key} = {value!r}: write {key}=lkj(eta) with eta > 0 "
+                             "(eta = 1 is uniform on (-1, 1)).")
+    return float(match.group(1))
+
+
+def stacked_prior(priors: list[Prior] | tuple[Prior, ...], name: str, dims: str):
+    """One vector variable ``name`` (dims ``dims``) with one prior per element: a single
+    vectorised distribution when all share a family, else a Deterministic stack of scalars
+    named ``<name>_<j>``."""
+    import numpy as np
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    if len({p.family for p in priors}) == 1:
+        first = priors[0]
+        params = {k: np.array([dict(p.params)[k] for p in priors]) for k, _ in first.params}
+        return first.to_pymc(name, dims=dims, **params)
+    parts = [p.to_pymc(f"{name}_{j}") for j, p in enumerate(priors)]
+    return pm.Deterministic(name, pt.stack(parts), dims=dims)

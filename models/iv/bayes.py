@@ -52,7 +52,6 @@ unit_sd, year_sd) are ignored.
 
 from __future__ import annotations
 
-import re
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,13 +62,18 @@ import pandas as pd
 
 from models.bayes.fit import PosteriorFit
 from models.bayes.panel_priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors
-from models.bayes.priors import Prior, PriorSpecError, prior_from_value
+from models.bayes.priors import (
+    Prior,
+    PriorSpecError,
+    parse_lkj,
+    prior_from_value,
+    stacked_prior,
+)
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
 from models.panel.design import prepare_panel
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
-_LKJ_RE = re.compile(r"^\s*lkj\s*\(\s*(?:eta\s*=\s*)?([0-9.eE+-]+)\s*\)\s*$", re.IGNORECASE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,11 +128,7 @@ class IVPriors:
             if role not in IV_ROLES:
                 continue
             if role == "rho":
-                match = _LKJ_RE.match(str(value))
-                if match is None or float(match.group(1)) <= 0:
-                    raise PriorSpecError(f"Prior rho = {value!r}: write rho=lkj(eta) with "
-                                         "eta > 0 (eta = 1 is uniform on (-1, 1)).")
-                fields["rho_eta"] = float(match.group(1))
+                fields["rho_eta"] = parse_lkj(value, "rho")
                 continue
             prior = value if isinstance(value, Prior) else prior_from_value(value, f"prior {key!r}")
             if role in ("sigma", "first_stage_sigma") and prior.support != "positive":
@@ -265,18 +265,6 @@ def _resolve(priors: IVPriors, design: IVDesign) -> tuple[dict[str, Any], dict]:
     return resolved, record
 
 
-def _vector(priors: Sequence[Prior], name: str, dims: str):
-    import pymc as pm
-    import pytensor.tensor as pt
-
-    if len({p.family for p in priors}) == 1:
-        first = priors[0]
-        params = {k: np.array([dict(p.params)[k] for p in priors]) for k, _ in first.params}
-        return first.to_pymc(name, dims=dims, **params)
-    parts = [p.to_pymc(f"{name}_{j}") for j, p in enumerate(priors)]
-    return pm.Deterministic(name, pt.stack(parts), dims=dims)
-
-
 def build_iv_model(design: IVDesign, resolved: dict[str, Any]):
     """The PyMC model of the module docstring.
 
@@ -293,10 +281,10 @@ def build_iv_model(design: IVDesign, resolved: dict[str, Any]):
     n_z, n_w = len(design.instruments), len(design.controls)
     with pm.Model(coords=coords) as model:
         beta = resolved["beta"].to_pymc("beta")
-        pi = _vector(resolved["pi"], "first_stage", "instrument")
+        pi = stacked_prior(resolved["pi"], "first_stage", "instrument")
         if n_w:
-            gamma = _vector(resolved["gamma"], "control_outcome", "control")
-            delta = _vector(resolved["delta"], "control_first", "control")
+            gamma = stacked_prior(resolved["gamma"], "control_outcome", "control")
+            delta = stacked_prior(resolved["delta"], "control_first", "control")
         else:
             gamma = delta = pt.zeros(0)
         sigma_u = resolved["sigma_outcome"].to_pymc("sigma_outcome")

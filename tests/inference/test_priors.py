@@ -76,3 +76,16 @@ def test_each_family_gets_only_its_own_roles(tmp_path):
 def test_a_twfe_model_refuses_another_familys_role():
     with pytest.raises(PriorSpecError, match="'rho'"):
         PanelPriors.from_mapping({"rho": "lkj(2)"})
+
+
+def test_mediation_roles_reach_the_mediation_model_only():
+    from models.mediation.priors import MediationPriors
+
+    entries = read_prior_entries(None, ["confounding_rho=normal(0, 0.2)", "slope=normal(0, 1)",
+                                        "mediator_corr=lkj(4)"])
+    mediation = MediationPriors.parse(priors_for(entries, "mediation"))
+    assert mediation.confounding.params == (0.0, 0.2) and mediation.corr_eta == 4.0
+    assert mediation.slope.params == (("mu", 0.0), ("sigma", 1.0))
+    assert priors_for(entries, "iv") == {"slope": "normal(0, 1)"}
+    with pytest.raises(PriorSpecError, match=r"command line.*confounding_rho.*correlation"):
+        read_prior_entries(None, ["confounding_rho=halfnormal(1)"])

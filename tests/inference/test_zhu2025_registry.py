@@ -56,10 +56,10 @@ def results(study, frame, tmp_path_factory) -> pd.DataFrame:
 def test_registry_loads(study):
     kinds = pd.Series([s.kind for s in study.specs]).value_counts().to_dict()
     assert kinds == {"twfe": 17, "event_study": 5, "concentration": 2, "system_gmm": 1,
-                     "heterogeneity": 1}
+                     "heterogeneity": 1, "mediation": 1}
     assert study.derive[0] == "data.measures.shift_share:add_measures"
-    # Bayesian counterparts only where one exists (TWFE, heterogeneity, event study).
-    assert all(s.bayes == (s.kind in ("twfe", "heterogeneity", "event_study"))
+    # Bayesian counterparts only where one exists (TWFE, heterogeneity, event study, mediation).
+    assert all(s.bayes == (s.kind in ("twfe", "heterogeneity", "event_study", "mediation"))
                for s in study.specs)
     assert all(s.kind in BAYESIAN for s in study.specs if s.bayes)
     assert all(s.vcov == "cluster:city" for s in study.specs if s.kind in ("twfe",
