@@ -134,6 +134,7 @@ from models.panel.model import (
     prior_roles,
     unit_effects_mode,
 )
+from models.panel.predictive import add_posterior_predictive
 
 __all__ = [
     "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "BayesPanelFit", "conjugate_twfe_draws",
@@ -350,6 +351,7 @@ def fit_bayes_twfe(
     if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
+        add_posterior_predictive(idata, design, seed)
         add_observed_data(idata, design)
         return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                            fields)
@@ -358,6 +360,7 @@ def fit_bayes_twfe(
         add_linear_terms(idata, design, collapsed_stats(design, resolved), seed)
     if mode in ("collapsed", "marginalised"):
         draw_unit_effects(idata, design, seed)
+        add_posterior_predictive(idata, design, seed)
     elif "log_likelihood" not in idata.groups():
         pm.compute_log_likelihood(
             idata,
