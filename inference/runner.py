@@ -184,6 +184,7 @@ def run_study(
     reusable = kept_files(out_dir)
     start_run(out_dir, f"run {name}", keep=reusable)
     written: set[str] = set()
+    spent = dict.fromkeys(TIME_PHASES, 0.0)
     if user_study and not isinstance(source, Study):
         # The report is rebuilt from the folder alone, so the study file travels with it.
         (out_dir / "study.toml").write_bytes(Path(source).read_bytes())
@@ -221,6 +222,7 @@ def run_study(
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="frequentist"))
         outcome.figures.extend(estimate.figures)
+        spent["frequentist"] += time.perf_counter() - tick
         progress(f"{prefix}: frequentist {time.perf_counter() - tick:.2f} s")
         bayesian = BAYESIAN.get(spec.kind)
         if not spec.bayes or options.frequentist_only:
@@ -246,8 +248,11 @@ def run_study(
                 outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
                 progress(f"{prefix}: Bayesian counterpart not run ({exc})")
                 continue
+            writing = time.perf_counter()
             paths = _save_fits(estimate, spec, out_dir)
             record_fit(out_dir, key, estimate.tidy, estimate.fits, paths)
+            spent["writing"] += time.perf_counter() - writing
+            _add_fit_times(spent, estimate.fits.values())
         written.update(path.name for path in paths)
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="bayesian"))
@@ -258,12 +263,18 @@ def run_study(
         if problems:
             outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
         status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
+        spent["bayesian"] += time.perf_counter() - tick
         progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
     for stale in reusable - written:  # posteriors of an earlier run that this one did not make
         (out_dir / stale).unlink(missing_ok=True)
     outcome.results = assemble(parts, dataset.label)
+    tick = time.perf_counter()
     path = write_results(outcome.results, out_dir)
+    spent["writing"] += time.perf_counter() - tick
+    tick = time.perf_counter()
     outcome.sensitivity = _prior_sensitivity(outcome.bayes_fits, out_dir, progress)
+    spent["sensitivity"] = time.perf_counter() - tick
+    outcome.timings.update({f"{phase}_s": round(value, 3) for phase, value in spent.items()})
     outcome.timings["total_s"] = time.perf_counter() - started
     progress(f"[{name}] wrote {path}")
     # Marked complete before the page is built: the report reads run.json and shows how the
@@ -271,9 +282,32 @@ def run_study(
     finish_run(out_dir, "complete", not_run=outcome.skipped, not_converged=outcome.not_converged)
     from inference.report import write_report
 
+    tick = time.perf_counter()
     report = write_report(outcome)
     progress(f"[{name}] wrote {report}")
+    spent["report"] = time.perf_counter() - tick
+    progress(f"[{name}] {time.perf_counter() - started:.1f} s in all: {_time_summary(spent)}")
     return outcome
+
+
+def _time_summary(spent: dict[str, float]) -> str:
+    return (f"frequentist {spent['frequentist']:.1f} s, Bayesian {spent['bayesian']:.1f} s "
+            f"(compile {spent['compile']:.1f}, sampling {spent['sampling']:.1f}, "
+            f"post-processing {spent['postprocess']:.1f}), writing {spent['writing']:.1f} s, "
+            f"prior sensitivity {spent['sensitivity']:.1f} s, report {spent['report']:.1f} s")
+
+
+# Where a run's time goes. The Bayesian total covers each fit's compile, sampling and
+# post-processing (from the fits' own wall times) and the adapter's work around them.
+TIME_PHASES = ("frequentist", "bayesian", "compile", "sampling", "postprocess", "writing",
+               "sensitivity", "report")
+
+
+def _add_fit_times(spent: dict[str, float], fits) -> None:
+    for fit in fits:
+        times = getattr(fit, "wall_times", {}) or {}
+        for phase in ("compile", "sampling", "postprocess"):
+            spent[phase] += float(times.get(f"{phase}_s", 0.0))
 
 
 def _summary_variables(study: Study, frame: pd.DataFrame) -> dict[str, str]:

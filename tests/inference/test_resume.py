@@ -108,3 +108,15 @@ def test_a_frequentist_only_rerun_leaves_no_stale_posterior(tmp_path, counting):
     assert not list(out.glob("posterior_*.nc"))
     results = pd.read_csv(out / "results.csv")
     assert "bayesian" not in set(results["source"])
+
+
+def test_the_run_says_where_its_time_went(tmp_path, counting):
+    lines = []
+    counting()
+    outcome = run_study("fu2021", RunOptions(out=tmp_path / "run", seed=3, quick=True),
+                        progress=lines.append)
+    summary = lines[-1]
+    assert "s in all: frequentist" in summary and "Bayesian" in summary and "report" in summary
+    timings = outcome.timings
+    assert timings["frequentist_s"] > 0 and timings["writing_s"] > 0
+    assert timings["frequentist_s"] + timings["bayesian_s"] <= timings["total_s"]
