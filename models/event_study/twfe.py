@@ -32,7 +32,12 @@ import pyfixest as pf
 from scipy import stats
 
 from data.errors import DataError
-from models.panel.fe import TIDY_COLUMNS, few_treated_clusters, pyfixest_vcov
+from models.panel.fe import (
+    TIDY_COLUMNS,
+    coefficient_table,
+    few_treated_clusters,
+    pyfixest_vcov,
+)
 
 TERM_PREFIX = "Treat_x_"
 TRANSFORMS = ("log1p", "none")
@@ -170,16 +175,7 @@ def fit_event_study(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*singleton.*")
         fit = pf.feols(formula, data=data, vcov=pyfixest_vcov(vcov))
-    tidy = fit.tidy().reset_index()
-    table = pd.DataFrame({
-        "term": tidy["Coefficient"].astype(str),
-        "estimate": tidy["Estimate"].to_numpy(float),
-        "std_error": tidy["Std. Error"].to_numpy(float),
-        "ci_low": tidy["2.5%"].to_numpy(float),
-        "ci_high": tidy["97.5%"].to_numpy(float),
-        "stat": tidy["t value"].to_numpy(float),
-        "p_value": tidy["Pr(>|t|)"].to_numpy(float),
-    })
+    table = coefficient_table(fit)
     table = table[table["term"].isin(terms)].reset_index(drop=True)
     pre = [t for y, t in zip(event_years, terms, strict=True) if y < reference]
     stat, p_value, df = _pretrend_wald(fit, pre)

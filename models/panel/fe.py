@@ -51,6 +51,21 @@ class PanelFit:
         return float(self.table.set_index("term").loc[term, "estimate"])
 
 
+def coefficient_table(fit) -> pd.DataFrame:
+    """A pyfixest fit's coefficients in the project's columns: term, estimate, std_error,
+    ci_low, ci_high (95%), stat (t), p_value."""
+    tidy = fit.tidy().reset_index()
+    return pd.DataFrame({
+        "term": tidy["Coefficient"].astype(str),
+        "estimate": tidy["Estimate"].to_numpy(float),
+        "std_error": tidy["Std. Error"].to_numpy(float),
+        "ci_low": tidy["2.5%"].to_numpy(float),
+        "ci_high": tidy["97.5%"].to_numpy(float),
+        "stat": tidy["t value"].to_numpy(float),
+        "p_value": tidy["Pr(>|t|)"].to_numpy(float),
+    })
+
+
 def pyfixest_vcov(vcov: str) -> str | dict:
     """Translate ``"hetero"``, ``"iid"`` or ``"cluster:<col>"`` to pyfixest's vcov argument."""
     if vcov.startswith("cluster:"):
@@ -98,16 +113,7 @@ def fit_twfe(
             f"Regressor(s) {dropped} are collinear with the other regressors or absorbed by the "
             f"effects {effects} (no variation left after removing them); a model that drops "
             "them silently would report different numbers, so drop them from the formula.")
-    tidy = fit.tidy().reset_index()
-    table = pd.DataFrame({
-        "term": tidy["Coefficient"].astype(str),
-        "estimate": tidy["Estimate"].to_numpy(float),
-        "std_error": tidy["Std. Error"].to_numpy(float),
-        "ci_low": tidy["2.5%"].to_numpy(float),
-        "ci_high": tidy["97.5%"].to_numpy(float),
-        "stat": tidy["t value"].to_numpy(float),
-        "p_value": tidy["Pr(>|t|)"].to_numpy(float),
-    })
+    table = coefficient_table(fit)
     table.loc[table["term"] == "Intercept", "term"] = "Constant"
     n_obs = int(fit._N)
     if constant and len(effects) == 2 and "^" in effects[1]:
