@@ -84,3 +84,46 @@ def test_bad_panels_get_a_clear_error_and_stay_untouched(tmp_path_factory, capsy
         assert code == 2, kind
         # One message that says what is wrong: ours ("error: ...") or argparse's for a value.
         assert err.startswith("error: ") or "error: argument" in err, err
+
+
+RUN_CORRUPTIONS = ("nan", "text", "inf", "duplicate_key", "drop_column", "empty_rows")
+
+
+def _corrupt_study_panel(frame: pd.DataFrame, kind: str, row: int) -> pd.DataFrame:
+    frame = frame.copy()
+    if kind == "nan":
+        frame.loc[row, "AI"] = np.nan
+    elif kind == "text":
+        frame["Inn"] = frame["Inn"].astype(object)
+        frame.loc[row, "Inn"] = "n/a"
+    elif kind == "inf":
+        frame.loc[row, "Eco"] = np.inf
+    elif kind == "duplicate_key":
+        frame.loc[row, ["city", "year"]] = frame.loc[(row + 1) % len(frame), ["city", "year"]]
+    elif kind == "drop_column":
+        frame = frame.drop(columns=["Gov"])
+    elif kind == "empty_rows":
+        frame = frame.iloc[:0]
+    return frame
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(RUN_CORRUPTIONS), row=st.integers(0, 3000))
+def test_a_corrupted_study_panel_stops_run_before_fitting(tmp_path_factory, capsys, kind, row):
+    """``run zhao2025 --data`` on a corrupted copy of the study's panel: one clear error
+    naming the rule, exit status 2, no traceback, the file unchanged."""
+    from inference.datasets import default_data_path
+
+    folder = tmp_path_factory.mktemp("run")
+    data = folder / "panel.csv"
+    _corrupt_study_panel(pd.read_csv(default_data_path("zhao2025")), kind, row).to_csv(
+        data, index=False)
+    before = data.read_bytes()
+    code = main(["run", "zhao2025", "--frequentist-only", "--data", str(data),
+                 "--out", str(folder / "out")])
+    err = capsys.readouterr().err
+    assert data.read_bytes() == before
+    assert code == 2, kind
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert "rule" in err or "empty" in err or "missing" in err, err
