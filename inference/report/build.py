@@ -258,7 +258,7 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
     from its results.csv, netCDF posteriors and run.json; nothing is fitted. Returns the path
     of ``index.html``; also writes ``claims.csv`` and ``tables/``."""
     from inference.claims import evaluate_claims
-    from inference.report.export import write_tables
+    from inference.report.export import write_moments, write_tables
     from inference.report.provenance import provenance_section
 
     started = time.perf_counter()
@@ -309,6 +309,7 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
         page.add("Not run", "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in skipped)
                  + "</ul>", "not-run")
     exported = write_tables(context.grids, out_dir / "tables", bundle)
+    exported += write_moments(bundle.results, out_dir / "tables", bundle.data_label)
     page.add("Exported tables", "<p>LaTeX (booktabs) and Markdown versions of every table "
              "above: " + ", ".join(f"<code>tables/{html.escape(p.name)}</code>"
                                    for p in exported) + ".</p>", "exported")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from inference.report.page import anchor
 from inference.report.sections import cell_for_export
-from inference.report.tables import Grid
+from inference.report.tables import Grid, moments_grid
 
 LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
                  "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
@@ -73,3 +73,40 @@ def write_tables(grids: list[Grid], folder: Path, bundle) -> list[Path]:
         md.write_text("\n".join(grid_markdown(g, note) for g in members), encoding="utf-8")
         written += [tex, md]
     return written
+
+
+def _number(value, stat: str = "") -> str:
+    if value is None or value != value:
+        return ""
+    return f"{value:.0f}" if stat in ("n", "N", "obs") else f"{value:.3f}"
+
+
+def write_moments(results, folder: Path, data_label: str, table: str = "1") -> list[Path]:
+    """Table 1 as variable x statistic, the published number beside the data's, as
+    ``table_1.tex`` and ``table_1.md``; nothing when the run has no such table."""
+    statistics, variables, values = moments_grid(results, table)
+    if not variables:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    note = f"P: as published; D: the same statistic of the data used here ({data_label})."
+    columns = "l" + "c" * len(statistics)
+    tex = [r"\begin{table}[htbp]\centering\small",
+           rf"\caption{{Table {_latex(table)}: published / data}}",
+           rf"\begin{{tabular}}{{{columns}}}", r"\toprule",
+           "variable & " + " & ".join(_latex(s) for s in statistics) + r" \\", r"\midrule"]
+    md = [f"**Table {table}**", "", "| variable | " + " | ".join(statistics) + " |",
+          "|---|" + "---|" * len(statistics)]
+    for variable in variables:
+        pairs = [(_number(p, stat), _number(d, stat))
+                 for stat, (p, d) in ((s, values[(variable, s)]) for s in statistics)]
+        tex.append(_latex(variable) + " [P] & " + " & ".join(p for p, _ in pairs) + r" \\")
+        tex.append(r"\quad [D] & " + " & ".join(d for _, d in pairs) + r" \\")
+        md.append(f"| {variable} | " + " | ".join(
+            "<br>".join(f"{k} {v}" for k, v in zip("PD", pair, strict=True) if v)
+            for pair in pairs) + " |")
+    tex += [r"\bottomrule", r"\end{tabular}", rf"\par\footnotesize {_latex(note)}",
+            r"\end{table}", ""]
+    stem = f"table_{anchor(table)}"
+    (folder / f"{stem}.tex").write_text("\n".join(tex), encoding="utf-8")
+    (folder / f"{stem}.md").write_text("\n".join([*md, "", note, ""]), encoding="utf-8")
+    return [folder / f"{stem}.tex", folder / f"{stem}.md"]
