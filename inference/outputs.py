@@ -19,7 +19,7 @@ from pathlib import Path
 from data.errors import DataError
 
 OUTPUT_PATTERNS = ("results.csv", "index.html", "prior_sensitivity.csv", "claims.csv",
-                   "posterior_*.nc", "*.png", ".*.partial")
+                   "posterior_*.nc", "*.png", "mediation_sensitivity_*.csv", ".*.partial")
 MARKER = "run.json"
 
 

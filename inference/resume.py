@@ -71,39 +71,47 @@ class SavedPosterior:
         return self.path
 
 
-def lookup(out_dir: Path, key: str) -> tuple[pd.DataFrame, dict[str, SavedPosterior]] | None:
-    """The rows and posteriors of a finished fit with this key, or None (no entry, or a file
-    it lists is gone)."""
+def lookup(out_dir: Path, key: str
+           ) -> tuple[pd.DataFrame, dict[str, SavedPosterior], list[Path]] | None:
+    """The rows, posteriors and figures of a finished fit with this key, or None (no entry,
+    or a file it lists is gone)."""
     entry = out_dir / FOLDER / f"{key}.json"
     if not entry.is_file():
         return None
     record = json.loads(entry.read_text())
     fits = {name: SavedPosterior(out_dir / item["file"], item["problems"])
             for name, item in record["fits"].items()}
-    if not all(fit.path.is_file() for fit in fits.values()):
+    figures = [out_dir / name for name in record.get("figures", [])]
+    if not all(path.is_file() for path in [*(f.path for f in fits.values()), *figures]):
         return None
     rows = pd.read_csv(StringIO(record["rows"]), keep_default_na=False, na_values=[""],
                        dtype={"table": str, "column": str, "term": str, "note": str})
-    return rows, fits
+    return rows, fits, figures
 
 
-def record_fit(out_dir: Path, key: str, rows: pd.DataFrame, fits: dict, paths: list[Path]) -> None:
-    """Write the entry of a fit whose posterior files (``paths``, one per fit) are written."""
+def record_fit(out_dir: Path, key: str, rows: pd.DataFrame, fits: dict, paths: list[Path],
+               figures: list[Path] = ()) -> None:
+    """Write the entry of a fit whose posterior files (``paths``, one per fit) and figures
+    (with any table of numbers saved beside a figure under the same name) are written."""
     from models.bayes.provenance import write_atomically
 
+    beside = [Path(f).with_suffix(".csv") for f in figures]
     entry = {
         "rows": rows.to_csv(index=False),
         "fits": {name: {"file": Path(path).name, "problems": fit.convergence_problems()}
                  for (name, fit), path in zip(fits.items(), paths, strict=True)},
+        "figures": [Path(f).name for f in [*figures, *beside] if Path(f).is_file()],
     }
     write_atomically(out_dir / FOLDER / f"{key}.json",
                      lambda target: target.write_text(json.dumps(entry)))
 
 
 def kept_files(out_dir: Path) -> set[str]:
-    """Names of the posterior files that resume entries in ``out_dir`` point to."""
+    """Names of the posterior and figure files that resume entries in ``out_dir`` point to."""
     folder = out_dir / FOLDER
     names: set[str] = set()
     for entry in folder.glob("*.json") if folder.is_dir() else ():
-        names.update(item["file"] for item in json.loads(entry.read_text())["fits"].values())
+        record = json.loads(entry.read_text())
+        names.update(item["file"] for item in record["fits"].values())
+        names.update(record.get("figures", []))
     return names

@@ -239,8 +239,9 @@ def run_study(
         if saved is not None:
             progress(f"{prefix}: Bayesian counterpart reused (the same data, spec, priors, "
                      "sampler settings and seed finished here before)")
-            estimate = Estimate(saved[0], fits=saved[1])
+            estimate = Estimate(saved[0], fits=saved[1], figures=saved[2])
             paths = [fit.path for fit in saved[1].values()]
+            paths += saved[2]
         else:
             try:
                 estimate = bayesian(sample, spec, settings)
@@ -250,9 +251,11 @@ def run_study(
                 continue
             writing = time.perf_counter()
             paths = _save_fits(estimate, spec, out_dir)
-            record_fit(out_dir, key, estimate.tidy, estimate.fits, paths)
+            record_fit(out_dir, key, estimate.tidy, estimate.fits, paths, estimate.figures)
             spent["writing"] += time.perf_counter() - writing
             _add_fit_times(spent, estimate.fits.values())
+            paths += [Path(f) for f in estimate.figures]
+            paths += [Path(f).with_suffix(".csv") for f in estimate.figures]
         written.update(path.name for path in paths)
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="bayesian"))

@@ -50,7 +50,11 @@ class _CountingAdapter:
                                seed=settings.seed, times={})
         tidy = fit.tidy().drop(columns=["divergences"]).assign(table=spec.table,
                                                                column=spec.column, note="")
-        return Estimate(tidy, fits={"": fit})
+        # A figure with its numbers beside it, as the mediation adapter draws.
+        figure = settings.out_dir / f"curve_table{spec.table}_col{spec.column}.png"
+        figure.write_bytes(b"\x89PNG figure")
+        figure.with_suffix(".csv").write_text("rho,indirect\n0,0.1\n")
+        return Estimate(tidy, fits={"": fit}, figures=[figure])
 
 
 @pytest.fixture
@@ -73,10 +77,15 @@ def test_a_rerun_reuses_every_finished_fit(tmp_path, counting):
     _run(out)
     assert first.calls > 3
     before = (out / "results.csv").read_bytes()
+    figures = sorted(p.name for p in out.glob("curve_*"))
+    assert figures
     second = counting()
-    _run(out)
+    outcome = _run(out)
     assert second.calls == 0
     assert (out / "results.csv").read_bytes() == before
+    # The reused fits keep the figures (and the numbers beside them) their adapter drew.
+    assert sorted(p.name for p in out.glob("curve_*")) == figures
+    assert {p.name for p in outcome.figures} >= {f for f in figures if f.endswith(".png")}
     # Another seed is another fit: nothing reused.
     third = counting()
     run_study("fu2021", RunOptions(out=out, seed=4, quick=True), progress=lambda _: None)
