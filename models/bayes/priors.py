@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -240,6 +240,29 @@ def is_prior_table(value: Any) -> bool:
     return isinstance(value, Mapping) and any(
         key in value for key in ("family", "distribution", "dist")
     )
+
+
+def prior_items(priors: Mapping[str, Any] | Sequence[str] | str) -> list[tuple[str, Any]]:
+    """``(key, value)`` pairs of a priors mapping or of ``ROLE=DIST`` strings, a table of
+    per-term priors (``{"slope": {"AI": ...}}``, as TOML dotted keys give) flattened to
+    ``slope.AI``. What each family's prior parser reads before picking its own roles."""
+    if isinstance(priors, str):
+        priors = [priors]
+    items: list[tuple[str, Any]] = []
+    if isinstance(priors, Mapping):
+        for key, value in priors.items():
+            if isinstance(value, Mapping) and "." not in str(key) and not is_prior_table(value):
+                items += [(f"{key}.{term}", v) for term, v in value.items()]
+            else:
+                items.append((str(key), value))
+        return items
+    for text in priors:
+        key, sep, value = str(text).partition("=")
+        if not sep:
+            raise PriorSpecError(f"Cannot parse prior override {text!r}: expected "
+                                 "name=family(parameters).")
+        items.append((key.strip(), value.strip()))
+    return items
 
 
 def read_prior_table(path: Path) -> Mapping[str, Any]:

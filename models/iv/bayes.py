@@ -53,7 +53,7 @@ unit_sd, year_sd) are ignored.
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -67,11 +67,12 @@ from models.bayes.priors import (
     PriorSpecError,
     parse_lkj,
     prior_from_value,
+    prior_items,
     stacked_prior,
 )
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
-from models.panel.design import prepare_panel
+from models.panel.design import demeaned_system, prepare_panel
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
 
@@ -103,24 +104,7 @@ class IVPriors:
             return cls()
         if isinstance(priors, PanelPriors):
             return cls(slope=priors.slope, slope_terms=priors.slope_terms, sigma=priors.sigma)
-        if isinstance(priors, str):
-            priors = [priors]
-        if isinstance(priors, Mapping):
-            items = []
-            for key, value in priors.items():
-                if isinstance(value, Mapping) and "." not in str(key) and not any(
-                        k in value for k in ("family", "distribution", "dist")):
-                    items += [(f"{key}.{t}", v) for t, v in value.items()]
-                else:
-                    items.append((str(key), value))
-        else:
-            items = []
-            for text in priors:
-                key, sep, value = str(text).partition("=")
-                if not sep:
-                    raise PriorSpecError(f"Cannot parse prior override {text!r}: expected "
-                                         "name=family(parameters).")
-                items.append((key.strip(), value.strip()))
+        items = prior_items(priors)
         fields: dict[str, Any] = {}
         terms: dict[str, dict[str, Prior]] = {"slope": {}, "first_stage": {}}
         for key, value in items:
@@ -203,17 +187,9 @@ def prepare_iv(
     if overlap:
         raise ValueError(f"Column(s) {overlap} are both instruments and controls.")
     panel = prepare_panel(df, outcome, [endogenous, *instruments, *controls], unit, time)
-    data = np.column_stack([panel.y_within(), panel.x_within])
-    names = [outcome, endogenous, *instruments, *controls]
-    raw = np.column_stack([panel.y, panel.x_raw])
-    return IVDesign(
-        outcome=outcome, endogenous=endogenous, instruments=tuple(instruments),
-        controls=tuple(controls), data=data, gram=data.T @ data,
-        raw_sd=dict(zip(names, raw.std(axis=0, ddof=1), strict=True)),
-        within_sd=dict(zip(names, data.std(axis=0, ddof=1), strict=True)),
-        n_obs=panel.n_obs, fe_rank=panel.fe_rank, data_hash=panel.data_hash(),
-        n_units=len(panel.unit_labels), n_years=len(panel.time_labels),
-    )
+    return IVDesign(outcome=outcome, endogenous=endogenous, instruments=tuple(instruments),
+                    controls=tuple(controls), **demeaned_system(
+                        panel, [outcome, endogenous, *instruments, *controls]))
 
 
 def _resolve(priors: IVPriors, design: IVDesign) -> tuple[dict[str, Any], dict]:

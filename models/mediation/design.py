@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from models.panel.design import prepare_panel
+from models.panel.design import demeaned_system, prepare_panel
 
 # Parameter names of the model: a mediator or outcome column may not take one of them.
 RESERVED = ("a", "b", "direct", "total", "indirect", "share_mediated", "sigma_outcome",
@@ -94,19 +94,10 @@ def prepare_mediation(
         raise ValueError(f"Column {taken[0]!r} clashes with a parameter name of the mediation "
                          "model; rename it.")
     panel = prepare_panel(df, outcome, [*mediators, treatment, *controls], unit, time)
-    data = np.column_stack([panel.y_within(), panel.x_within])
-    names = [outcome, *mediators, treatment, *controls]
-    y_within_sd = data[:, 0].std()
+    fields = demeaned_system(panel, [outcome, *mediators, treatment, *controls])
+    y_within_sd = fields["data"][:, 0].std()
     if y_within_sd <= 1e-9 * max(float(panel.y.std()), 1e-300) or y_within_sd == 0:
         raise ValueError(f"Outcome {outcome!r} has no variation left after removing the unit "
                          "and year effects.")
-    raw = np.column_stack([panel.y, panel.x_raw])
-    n_years = len(panel.time_labels) if panel.time_idx is not None else 0
-    return MediationDesign(
-        outcome=outcome, treatment=treatment, mediators=tuple(mediators),
-        controls=tuple(controls), data=data, gram=data.T @ data,
-        raw_sd=dict(zip(names, raw.std(axis=0, ddof=1), strict=True)),
-        within_sd=dict(zip(names, data.std(axis=0, ddof=1), strict=True)),
-        n_obs=panel.n_obs, fe_rank=panel.fe_rank, data_hash=panel.data_hash(),
-        n_units=len(panel.unit_labels), n_years=n_years,
-    )
+    return MediationDesign(outcome=outcome, treatment=treatment, mediators=tuple(mediators),
+                           controls=tuple(controls), **fields)

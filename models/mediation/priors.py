@@ -23,14 +23,19 @@ lkj(2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from models.bayes.panel_priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors
-from models.bayes.priors import Prior, PriorSpecError, parse_lkj, prior_from_value
+from models.bayes.priors import (
+    Prior,
+    PriorSpecError,
+    parse_lkj,
+    prior_from_value,
+    prior_items,
+)
 from models.mediation.design import MediationDesign
 
 MEDIATION_ROLES = ("slope", "mediator_slope", "sigma", "mediator_sigma", "mediator_corr",
@@ -92,23 +97,7 @@ class MediationPriors:
             return cls()
         if isinstance(priors, PanelPriors):
             return cls(slope=priors.slope, slope_terms=priors.slope_terms, sigma=priors.sigma)
-        if isinstance(priors, str):
-            priors = [priors]
-        items: list[tuple[str, Any]] = []
-        if isinstance(priors, Mapping):
-            for key, value in priors.items():
-                if isinstance(value, Mapping) and "." not in str(key) and not any(
-                        k in value for k in ("family", "distribution", "dist")):
-                    items += [(f"{key}.{t}", v) for t, v in value.items()]
-                else:
-                    items.append((str(key), value))
-        else:
-            for text in priors:
-                key, sep, value = str(text).partition("=")
-                if not sep:
-                    raise PriorSpecError(f"Cannot parse prior override {text!r}: expected "
-                                         "name=family(parameters).")
-                items.append((key.strip(), value.strip()))
+        items = prior_items(priors)
         fields: dict[str, Any] = {}
         terms: dict[str, dict[str, Prior]] = {"slope": {}, "mediator_slope": {}}
         for key, value in items:
