@@ -59,6 +59,22 @@ class BatchError(RuntimeError):
                          f"stored; a rerun retries only these):\n{lines}")
 
 
+def quiet_libraries() -> None:
+    """Silence library messages that do not apply to how the project computes (in the command
+    line's process and in every batch worker).
+
+    PyTensor warns that it "could not link to a BLAS installation" and that operations "will
+    be severely degraded": that is its C backend, which the project does not sample with
+    (nutpie compiles the models with numba). ArviZ announces at INFO level which of its
+    optional preview packages are missing; none is used.
+    """
+    import logging
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS", category=UserWarning)
+    logging.getLogger("arviz.preview").setLevel(logging.WARNING)
+
+
 def task_key(*parts: Any) -> str:
     """sha256 (32 hex digits) of ``parts`` written as canonical JSON."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
@@ -160,9 +176,14 @@ def run_batch(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: Callable[[str], None] = print,
+    still_valid: Callable[[Task, Any], bool] | None = None,
 ) -> dict[str, Any]:
     """Run ``tasks`` on Dask, skipping those whose result ``store`` already holds; returns
     ``{key: result}`` in the order of ``tasks``.
+
+    ``still_valid(task, stored_result)``, when given, decides whether a stored result may be
+    reused (for tasks whose real output lies elsewhere, such as a study's report folder that
+    the user may have removed since); a stored result it rejects runs again.
 
     Each result is stored the moment its task finishes. Raises :class:`BatchError` naming every
     task that failed, after the rest have finished and been stored.
@@ -176,7 +197,7 @@ def run_batch(
     results: dict[str, Any] = {}
     for task in tasks:
         saved = results_store.read(task.key)
-        if saved is not None:
+        if saved is not None and (still_valid is None or still_valid(task, saved)):
             results[task.key] = saved
     pending = [t for t in tasks if t.key not in results]
     progress(f"batch: {len(tasks)} fits, {len(results)} finished before (reused), "
@@ -214,6 +235,7 @@ def run_batch(
 
 
 def _timed_call(function: str, kwargs: dict) -> tuple[Any, float]:
+    quiet_libraries()
     tick = time.perf_counter()
     result = call_task(function, kwargs)
     return result, time.perf_counter() - tick

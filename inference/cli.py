@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from data.errors import DataError
+from inference.batch import quiet_libraries
 from inference.registry import STUDIES
 
 
@@ -22,11 +23,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="fit every specification of a study")
-    run.add_argument("study", type=_study_name, metavar="STUDY",
-                     help=f"one of {', '.join(STUDIES)}, or your own study file (.toml)")
+    run.add_argument("study", type=_study_name, metavar="STUDY", nargs="+",
+                     help=f"one of {', '.join(STUDIES)}, or your own study file (.toml); "
+                     "several studies run as a Dask batch, one study per worker")
     run.add_argument("--data", type=Path, help="your own CSV/Parquet/Stata/Excel panel "
                      "(default: the embedded panel of the study)")
-    run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY)")
+    run.add_argument("--out", type=Path, help="output folder (default: reports/STUDY; with "
+                     "several studies the parent folder of OUT/STUDY)")
     run.add_argument("--encoding", help="text encoding of a CSV --data file (default UTF-8; "
                      "e.g. gbk)")
     run.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
@@ -37,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     run.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
+    _add_batch_arguments(run)
 
     report = commands.add_parser(
         "report", help="rebuild a run's report from its saved results and posteriors")
@@ -134,25 +138,19 @@ def _add_sampling_arguments(command) -> None:
                          "posterior did not converge")
 
 
-def _quiet_libraries() -> None:
-    """Silence library messages that do not apply to how the project computes.
-
-    PyTensor warns that it "could not link to a BLAS installation" and that operations "will
-    be severely degraded": that is its C backend, which the project does not sample with
-    (nutpie compiles the models with numba). ArviZ announces at INFO level which of its
-    optional preview packages are missing; none is used.
-    """
-    import logging
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*could not link to a BLAS", category=UserWarning)
-    logging.getLogger("arviz.preview").setLevel(logging.WARNING)
+def _add_batch_arguments(command) -> None:
+    """--workers / --scheduler: where a batch of fits runs (Dask)."""
+    command.add_argument("--workers", type=_positive_int,
+                         help="Dask worker processes of the local cluster (default: one per "
+                         "core)")
+    command.add_argument("--scheduler", metavar="ADDRESS",
+                         help="run on an existing Dask cluster, e.g. tcp://10.0.0.5:8786")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (2 with a one-line error on bad input)."""
     args = build_parser().parse_args(argv)
-    _quiet_libraries()
+    quiet_libraries()
     from inference.runner import RunOptions, run_study, sampling_settings
 
     trouble: list[str] = []
@@ -165,11 +163,22 @@ def main(argv: list[str] | None = None) -> int:
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
                 target_accept=args.target_accept, encoding=args.encoding,
             )
-            # A study file's study may be named otherwise; the default folder is a best guess
-            # for marking an interrupted run, run_study itself decides.
-            out = args.out or Path("reports") / Path(str(args.study)).stem
-            outcome = run_study(args.study, options)
-            trouble = [*outcome.skipped, *outcome.not_converged]
+            if len(args.study) > 1:
+                from inference.multi_study import run_studies
+
+                records = run_studies(args.study, options, scheduler=args.scheduler,
+                                      workers=args.workers)
+                trouble = [f"{r['study']}: {line}" for r in records
+                           for line in [*r["skipped"], *r["not_converged"]]]
+            else:
+                if args.scheduler or args.workers:
+                    raise ValueError("--workers and --scheduler spread several studies over "
+                                     "Dask workers; give more than one STUDY")
+                # A study file's study may be named otherwise; the default folder is a best
+                # guess for marking an interrupted run, run_study itself decides.
+                out = args.out or Path("reports") / Path(str(args.study[0])).stem
+                outcome = run_study(args.study[0], options)
+                trouble = [*outcome.skipped, *outcome.not_converged]
         elif args.command == "report":
             from inference.report import build_report
             from inference.user_study import is_study_file, load_study_file
