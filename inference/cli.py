@@ -1,6 +1,7 @@
 """Command line: ``python -m inference run STUDY [options]``,
 ``python -m inference report STUDY --from DIR [--out DIR]`` (rebuild without refitting),
-``python -m inference compare DIR_A DIR_B [--out DIR]`` and
+``python -m inference compare DIR_A DIR_B [--out DIR]``,
+``python -m inference bench [--quick] [--out DIR]`` (benchmarks against peers) and
 ``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``
 (``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS)."""
 
@@ -56,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, help="where to write (default: DIR_B/compare)")
     compare.add_argument("--term", help="the coefficient to overlay (default: the study's key "
                          "term, e.g. AI)")
+
+    bench = commands.add_parser("bench", help="measure speed, memory and output size against "
+                                "peers (run from a source checkout)")
+    bench.add_argument("--quick", action="store_true", help="smaller runs (minutes)")
+    bench.add_argument("--out", type=Path, default=Path("reports/bench"),
+                       help="where bench.csv and bench.png go (default reports/bench)")
+    bench.add_argument("--sections", default="twfe,threshold,studies,scale",
+                       help="a comma-separated subset of twfe,threshold,studies,scale")
 
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
     fit.add_argument("--data", type=Path, required=True,
@@ -190,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
             from inference.report.compare import compare_runs
 
             compare_runs(args.dir_a, args.dir_b, args.out, key_term=args.term)
+        elif args.command == "bench":
+            try:
+                from benchmarks.suite import main as bench_main
+            except ImportError as exc:
+                raise ValueError(f"bench runs from a source checkout of the project (the "
+                                 f"benchmarks/ folder beside inference/): {exc}") from None
+            bench_args = ["--out", str(args.out), "--sections", args.sections]
+            bench_main(bench_args + (["--quick"] if args.quick else []))
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 
