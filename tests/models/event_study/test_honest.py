@@ -1,0 +1,126 @@
+"""Honest confidence sets against HonestDiD's R output for the Benzarti & Carloni (2019)
+example (fixture ``honestdid_bcdata.json``, source named inside) and against known results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from models.event_study.honest import (
+    conditional_cs_delta_rm,
+    flci_delta_sd,
+    folded_normal_quantile,
+    original_cs,
+    sensitivity_results,
+)
+
+FIXTURE = json.loads((Path(__file__).with_name("honestdid_bcdata.json")).read_text())
+BETA = np.array(FIXTURE["betahat"])
+SIGMA = np.array(FIXTURE["sigma"])
+PRE, POST = FIXTURE["numPrePeriods"], FIXTURE["numPostPeriods"]
+R = FIXTURE["r_output"]
+# HonestDiD's grid for Delta^RM: 1,000 points on +/- 20 sd of the target, so its ends are
+# rounded inward by up to one step; its FLCI uses a folded-normal quantile from 10^6 draws
+# (about 0.1% noise) and its C-LF set a least-favourable value from 1,000 draws.
+R_GRID_STEP = 40 * np.sqrt(SIGMA[PRE, PRE]) / 999
+FLCI_TOL = 1e-3  # about 5% of the target's standard error (0.019)
+RM_TOL = 2e-3
+
+
+def test_original_interval_matches_honestdid():
+    lb, ub = original_cs(BETA, SIGMA, PRE, POST)
+    assert lb == pytest.approx(R["originalCS"]["lb"], abs=1e-12)
+    assert ub == pytest.approx(R["originalCS"]["ub"], abs=1e-12)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_flci_matches_honestdid(index):
+    table = R["deltaSD_FLCI"]
+    result = flci_delta_sd(BETA, SIGMA, PRE, POST, table["M"][index])
+    assert result["lb"] == pytest.approx(table["lb"][index], abs=FLCI_TOL)
+    assert result["ub"] == pytest.approx(table["ub"][index], abs=FLCI_TOL)
+
+
+def test_flci_half_length_at_m0_matches_honestdid():
+    result = flci_delta_sd(BETA, SIGMA, PRE, POST, 0.0)
+    assert result["half_length"] == pytest.approx(R["flci_M0"]["optimalHalfLength"], rel=3e-3)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_relative_magnitudes_set_matches_honestdid(index):
+    table = R["deltaRM_CLF"]
+    result = conditional_cs_delta_rm(BETA, SIGMA, PRE, POST, table["Mbar"][index],
+                                     grid_points=101)
+    # Refined ends lie within one of HonestDiD's grid steps outside its rounded ends.
+    assert table["lb"][index] - R_GRID_STEP - RM_TOL <= result["lb"] <= table["lb"][index] + RM_TOL
+    assert table["ub"][index] - RM_TOL <= result["ub"] <= table["ub"][index] + R_GRID_STEP + RM_TOL
+
+
+def test_relative_magnitudes_on_honestdid_grid():
+    table = R["deltaRM_CLF"]
+    result = conditional_cs_delta_rm(BETA, SIGMA, PRE, POST, table["Mbar"][0], refine=False)
+    assert result["lb"] == pytest.approx(table["lb"][0], abs=RM_TOL)
+    assert result["ub"] == pytest.approx(table["ub"][0], abs=RM_TOL)
+
+
+def test_delta_sd_zero_extrapolates_a_linear_pre_trend():
+    # beta = linear trend through the reference period + effects: the M = 0 interval is
+    # centred on the effect whatever the covariance.
+    times = np.r_[-4, -3, -2, -1, 1, 2, 3]
+    tau = np.r_[0, 0, 0, 0, 0.3, 0.5, 0.2]
+    beta = 0.07 * times + tau
+    l_vec = np.full(3, 1 / 3)
+    result = flci_delta_sd(beta, SIGMA[1:, 1:], 4, 3, 0.0, l_vec)
+    assert result["estimate"] == pytest.approx(tau[4:].mean(), abs=1e-9)
+
+
+def test_delta_sd_zero_with_independent_errors_is_ols_extrapolation():
+    # Sigma = s^2 I: the best unbiased estimator under a linear trend through delta_0 = 0
+    # subtracts the slope fitted through the origin on the pre-periods.
+    rng = np.random.default_rng(3)
+    beta = rng.normal(size=7)
+    sigma = 0.04 * np.eye(7)
+    t_pre, t_post = np.arange(-4, 0), np.arange(1, 4)
+    l_vec = np.array([0.2, 0.3, 0.5])
+    slope = t_pre @ beta[:4] / (t_pre @ t_pre)
+    weights = np.r_[-(l_vec @ t_post) * t_pre / (t_pre @ t_pre), l_vec]
+    result = flci_delta_sd(beta, sigma, 4, 3, 0.0, l_vec)
+    assert result["estimate"] == pytest.approx(l_vec @ beta[4:] - slope * (l_vec @ t_post))
+    assert result["half_length"] == pytest.approx(
+        stats.norm.ppf(0.975) * np.sqrt(weights @ sigma @ weights), rel=1e-7)
+
+
+def test_sets_widen_with_the_bound():
+    results = sensitivity_results(BETA, SIGMA, PRE, POST, np.full(POST, 1 / POST),
+                                  m_values=(0, 0.02, 0.05), mbar_values=(0, 0.5, 1),
+                                  grid_points=51)
+    for kind in ("DeltaSD", "DeltaRM"):
+        sets = [r for r in results if r.restriction == kind]
+        for narrow, wide in zip(sets, sets[1:], strict=False):
+            assert wide.lb <= narrow.lb + 1e-6 and wide.ub >= narrow.ub - 1e-6
+
+
+def test_folded_normal_quantile():
+    assert folded_normal_quantile(0.95, 0.0) == pytest.approx(stats.norm.ppf(0.975))
+    c = folded_normal_quantile(0.9, 1.5)
+    assert stats.norm.cdf(c - 1.5) - stats.norm.cdf(-c - 1.5) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize(("kwargs", "rule"), [
+    ({"betahat": BETA[:-1]}, "one coefficient per event period"),
+    ({"sigma": SIGMA[:-1]}, "covariance conformable"),
+    ({"l_vec": np.ones(3)}, "one weight per post period"),
+    ({"M": -0.1}, r"Delta\^SD"),
+    ({"alpha": 1.5}, "test size"),
+])
+def test_bad_input_names_the_rule(kwargs, rule):
+    args = {"betahat": BETA, "sigma": SIGMA, "n_pre": PRE, "n_post": POST, "M": 0.0}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=rule):
+        flci_delta_sd(**args)
+    with pytest.raises(ValueError, match=r"Delta\^RM"):
+        conditional_cs_delta_rm(BETA, SIGMA, PRE, POST, -1.0)
