@@ -119,18 +119,21 @@ def _bounds_nondegenerate(problem: MomentProblem, y: np.ndarray, binding: np.nda
     return vlo, vup, np.sqrt(sigma2_b)
 
 
-def _max_program(problem: MomentProblem, s_t: np.ndarray, b: np.ndarray, c: float):
-    result = optimize.linprog(-(s_t + b * c), A_eq=problem.w.T,
+def _is_solution(problem: MomentProblem, s_t: np.ndarray, b: np.ndarray, c: float,
+                 tol: float = 1e-6) -> tuple[bool, np.ndarray | None]:
+    """Whether c = max_x (s_t + b c)'x over {x >= 0, W'x = e_1}, and the maximiser (None
+    when the programme fails)."""
+    objective = s_t + b * c
+    if problem.vertices is not None:
+        values = problem.vertices @ objective
+        best = int(np.argmax(values))
+        return abs(c - float(values[best])) <= tol, problem.vertices[best]
+    result = optimize.linprog(-objective, A_eq=problem.w.T,
                               b_eq=np.r_[1.0, np.zeros(problem.w.shape[1] - 1)],
                               bounds=[(0, None)] * len(s_t), method="highs")
-    return result
-
-
-def _is_solution(problem, s_t, b, c, tol=1e-6):
-    result = _max_program(problem, s_t, b, c)
     if result.status != 0:
-        return False, result
-    return abs(c - (-result.fun)) <= tol, result
+        return False, None
+    return abs(c - (-result.fun)) <= tol, result.x
 
 
 def _bounds_dual(problem: MomentProblem, y: np.ndarray, eta: float, gamma: np.ndarray):
@@ -146,27 +149,28 @@ def _bounds_dual(problem: MomentProblem, y: np.ndarray, eta: float, gamma: np.nd
     if not ok:
         return eta, np.inf
 
-    def step(result) -> float:
-        lam = result.x
+    def step(lam: np.ndarray) -> float:
         numerator = float(lam @ s_t)
         numerator = 0.0 if abs(numerator) < np.finfo(float).eps ** 0.75 else numerator
         return numerator / (1.0 - float(lam @ b))
 
     def edge(start: float, upward: bool) -> float:
-        ok, result = _is_solution(problem, s_t, b, start)
+        ok, lam = _is_solution(problem, s_t, b, start)
         if ok:
             return np.inf if upward else -np.inf
-        mid, converged = step(result), False
+        if lam is None:
+            raise RuntimeError("the ARP truncation programme failed")
+        mid, converged = step(lam), False
         # A fixed-point iteration usually lands on the edge in a few steps; bisection
         # between eta and the last iterate otherwise.
         for _ in range(9):
-            ok, result = _is_solution(problem, s_t, b, mid)
+            ok, lam = _is_solution(problem, s_t, b, mid)
             if ok:
                 converged = True
                 break
-            if result.status != 0:
+            if lam is None:
                 break
-            mid = step(result)
+            mid = step(lam)
         if converged:
             return mid
         inside, outside = eta, mid
