@@ -29,7 +29,7 @@ from itertools import combinations
 from math import comb
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 MAX_VERTEX_SUBSETS = 20_000
 TOL_LAMBDA = 1e-6
@@ -99,7 +99,15 @@ def least_favorable_cv(problem: MomentProblem, kappa: float, sims: int = 1000,
 
 
 def _truncated_quantile(p: float, low: float, high: float) -> float:
-    return float(stats.truncnorm.ppf(p, low, high))
+    """The p quantile of N(0, 1) truncated to [low, high]."""
+    # Inverting the cdf on the side of the smaller tail keeps the closed form accurate;
+    # beyond about 8 sd that loses digits and scipy's tail-safe routine takes over.
+    if low > 0:
+        return -_truncated_quantile(1.0 - p, -high, -low)
+    if low < -8 or high < -8:
+        return float(stats.truncnorm.ppf(p, low, high))
+    lo, hi = special.ndtr(low), special.ndtr(high)
+    return float(special.ndtri(lo + p * (hi - lo)))
 
 
 def _bounds_nondegenerate(problem: MomentProblem, y: np.ndarray, binding: np.ndarray):

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from models.event_study.arp import MomentProblem, hybrid_test, least_favorable_cv
 
@@ -90,7 +90,7 @@ def folded_normal_quantile(p: float, mean: float) -> float:
     t = abs(float(mean))
 
     def excess(c: float) -> float:
-        return stats.norm.cdf(c - t) - stats.norm.cdf(-c - t) - p
+        return special.ndtr(c - t) - special.ndtr(-c - t) - p
 
     return float(optimize.brentq(excess, 0.0, t + 10.0, xtol=1e-14))
 

@@ -124,3 +124,13 @@ def test_bad_input_names_the_rule(kwargs, rule):
         flci_delta_sd(**args)
     with pytest.raises(ValueError, match=r"Delta\^RM"):
         conditional_cs_delta_rm(BETA, SIGMA, PRE, POST, -1.0)
+
+
+@pytest.mark.parametrize(("p", "low", "high"), [
+    (0.95, -1, 2), (0.95, 0.5, np.inf), (0.955, 3, 5), (0.9, -np.inf, 1.2), (0.95, -20, -9),
+    (0.95, 9, 12), (0.95, -np.inf, np.inf), (0.99, -3, -1)])
+def test_truncated_normal_quantile_equals_scipy(p, low, high):
+    from models.event_study.arp import _truncated_quantile
+
+    assert _truncated_quantile(p, low, high) == pytest.approx(
+        stats.truncnorm.ppf(p, low, high), rel=1e-10)
