@@ -238,17 +238,20 @@ def _basis_with_first_row(l_vec: np.ndarray) -> np.ndarray:
 
 
 class _PolyhedronTest:
-    """The ARP hybrid test of theta = theta0 for one polyhedron {delta: A delta <= 0}."""
+    """The ARP test of theta = theta0 for one polyhedron {delta: A delta <= d}: hybrid with
+    a least-favourable step of size ``kappa``, or purely conditional when ``kappa`` is None.
+    Only moments that involve a post period enter, as HonestDiD's default."""
 
-    def __init__(self, betahat, sigma, a, n_pre, l_vec, alpha, kappa, seed):
+    def __init__(self, betahat, sigma, a, d, n_pre, l_vec, alpha, kappa, seed):
         post = slice(n_pre, None)
         a_gamma = a[:, post] @ np.linalg.inv(_basis_with_first_row(l_vec))
         rows = np.flatnonzero(np.any(a[:, post] != 0, axis=1))
-        self.y = (a @ betahat)[rows]
+        self.y = (a @ betahat - d)[rows]
         self.one = a_gamma[rows, 0]
         self.problem = MomentProblem(a_gamma[rows, 1:], (a @ sigma @ a.T)[np.ix_(rows, rows)])
         self.alpha, self.kappa = alpha, kappa
-        self.lf_cv = least_favorable_cv(self.problem, kappa, seed=seed)
+        self.lf_cv = None if kappa is None else least_favorable_cv(self.problem, kappa,
+                                                                   seed=seed)
 
     def accepts(self, theta: float) -> bool:
         return not hybrid_test(self.problem, self.y - self.one * theta, self.alpha,
@@ -308,8 +311,9 @@ def conditional_cs_delta_rm(betahat, sigma, n_pre: int, n_post: int, mbar: float
     grid_ub = 20 * sd_theta if grid_ub is None else grid_ub
     if not grid_ub > grid_lb:
         raise ValueError(f"grid_ub ({grid_ub}) must exceed grid_lb ({grid_lb}) [rule: grid]")
+    n_rows = 2 * (n_pre + n_post) - 1
     tests = [_PolyhedronTest(betahat, sigma, delta_rm_constraints(n_pre, n_post, mbar, s, sign),
-                             n_pre, l_vec, alpha, alpha / 10, seed)
+                             np.zeros(n_rows), n_pre, l_vec, alpha, alpha / 10, seed)
              for s in range(-(n_pre - 1), 1) for sign in (True, False)]
 
     def accepts(theta: float) -> bool:
@@ -319,6 +323,49 @@ def conditional_cs_delta_rm(betahat, sigma, n_pre: int, n_post: int, mbar: float
     lb, ub = _accept_set(accepts, grid, refine)
     is_open = bool(np.isfinite(lb) and (lb <= grid[0] or ub >= grid[-1]))
     return {"lb": lb, "ub": ub, "open": is_open, "Mbar": float(mbar)}
+
+
+def delta_sd_constraints(n_pre: int, n_post: int) -> np.ndarray:
+    """A with |second differences of delta| <= M written as A delta <= M (both signs), delta
+    excluding the reference period (HonestDiD's ``.create_A_SD``)."""
+    n = n_pre + n_post
+    second = np.zeros((n - 1, n + 1))
+    for r in range(n - 1):
+        second[r, r:r + 3] = (1.0, -2.0, 1.0)
+    second = np.delete(second, n_pre, axis=1)
+    return np.vstack([second, -second])
+
+
+def conditional_cs_delta_sd(betahat, sigma, n_pre: int, n_post: int, M: float, l_vec=None,
+                            alpha: float = 0.05, grid_points: int = 1000,
+                            refine: bool = False) -> dict:
+    """Confidence set for theta = l'tau_post under Delta^SD(M) by inverting the purely
+    conditional ARP test (HonestDiD's ``computeConditionalCS_DeltaSD`` with
+    ``hybrid_flag = "ARP"``), on HonestDiD's grid: the identified set at beta = 0 widened by
+    20 sd of l'beta-hat_post on each side. The FLCI (:func:`flci_delta_sd`) is the interval
+    reported; this set serves as a check of the moment-inequality test without simulation
+    noise. Returns ``lb``, ``ub``, ``open`` and ``M``."""
+    betahat, sigma, l_vec = _check_inputs(betahat, sigma, n_pre, n_post, l_vec, alpha)
+    if not np.isfinite(M) or M < 0:
+        raise ValueError(f"M must be a finite number >= 0, not {M} [rule: Delta^SD(M)]")
+    a = delta_sd_constraints(n_pre, n_post)
+    # At beta = 0 the identified set is the range of -l'delta_post over Delta^SD(M) with
+    # delta_pre = 0.
+    equality = np.hstack([np.eye(n_pre), np.zeros((n_pre, n_post))])
+    objective = np.r_[np.zeros(n_pre), l_vec]
+    ends = [optimize.linprog(sign * objective, A_ub=a, b_ub=np.full(len(a), M),
+                             A_eq=equality, b_eq=np.zeros(n_pre),
+                             bounds=[(None, None)] * (n_pre + n_post), method="highs")
+            for sign in (1.0, -1.0)]
+    id_ub, id_lb = -ends[0].fun, ends[1].fun
+    post = slice(n_pre, None)
+    sd_theta = float(np.sqrt(l_vec @ sigma[post, post] @ l_vec))
+    test = _PolyhedronTest(betahat, sigma, a, np.full(len(a), M), n_pre, l_vec, alpha,
+                           None, 0)
+    grid = np.linspace(id_lb - 20 * sd_theta, id_ub + 20 * sd_theta, grid_points)
+    lb, ub = _accept_set(test.accepts, grid, refine)
+    is_open = bool(np.isfinite(lb) and (lb <= grid[0] or ub >= grid[-1]))
+    return {"lb": lb, "ub": ub, "open": is_open, "M": float(M)}
 
 
 def sensitivity_results(betahat, sigma, n_pre: int, n_post: int, l_vec=None,

@@ -12,6 +12,7 @@ from scipy import stats
 
 from models.event_study.honest import (
     conditional_cs_delta_rm,
+    conditional_cs_delta_sd,
     flci_delta_sd,
     folded_normal_quantile,
     original_cs,
@@ -134,3 +135,44 @@ def test_truncated_normal_quantile_equals_scipy(p, low, high):
 
     assert _truncated_quantile(p, low, high) == pytest.approx(
         stats.truncnorm.ppf(p, low, high), rel=1e-10)
+
+
+R2 = FIXTURE["r_output_2"]
+
+
+@pytest.mark.parametrize("index", range(3))
+def test_flci_matches_honestdid_at_larger_m(index):
+    table = R2["flci"]
+    result = flci_delta_sd(BETA, SIGMA, PRE, POST, table["M"][index])
+    assert result["lb"] == pytest.approx(table["lb"][index], abs=FLCI_TOL)
+    assert result["ub"] == pytest.approx(table["ub"][index], abs=FLCI_TOL)
+    assert result["half_length"] == pytest.approx(table["half_length"][index], rel=3e-3)
+
+
+def test_flci_weights_match_honestdid():
+    # At M = 0.1 the optimal estimator is beta_{-1} + beta_1: HonestDiD's weights
+    # 0, 0, 0, 1, 1, 0, 0, 0.
+    result = flci_delta_sd(BETA, SIGMA, PRE, POST, 0.1)
+    assert result["weights"] == pytest.approx(R2["flci"]["optimalVec_M0.1"], abs=1e-6)
+
+
+def test_conditional_test_matches_honestdid_exactly():
+    # No simulation in the purely conditional ARP test: the accepted grid points coincide.
+    table = R2["conditional_deltaSD_ARP"]
+    small = table["grid200"]
+    result = conditional_cs_delta_sd(BETA, SIGMA, PRE, POST, small["M"], grid_points=200)
+    assert (result["lb"], result["ub"]) == pytest.approx((small["lb"], small["ub"]), abs=1e-9)
+    full = table["grid1000"]
+    for m, lb, ub in zip(full["M"], full["lb"], full["ub"], strict=True):
+        result = conditional_cs_delta_sd(BETA, SIGMA, PRE, POST, m)
+        assert (result["lb"], result["ub"]) == pytest.approx((lb, ub), abs=1e-9)
+
+
+def test_moment_lp_matches_honestdid():
+    from models.event_study.arp import MomentProblem
+
+    lp = R2["test_delta_lp_fn"]
+    problem = MomentProblem(np.array(lp["X"]), np.array(lp["sigma"]))
+    eta, dual = problem.eta(np.array(lp["y"]))
+    assert eta == pytest.approx(lp["eta"], abs=1e-8)
+    assert dual == pytest.approx(lp["lambda"], abs=1e-8)
