@@ -129,6 +129,8 @@ def frequentist_honest_rows(freq_fit, mbars, ms=DEFAULT_SD_MS, alpha: float = 0.
             grid_points=grid_points, grid_lb=float(low) - 20 * sd,
             grid_ub=float(high) + 20 * sd)
         extra = "; open at an end of the search grid" if result["open"] else ""
+        if not np.isfinite(result["lb"]):
+            extra = "; empty: every value is rejected, the restriction is at odds with the data"
         rows.append({"term": f"rm_Mbar_{mbar:g}", "estimate": centre, "ci_low": result["lb"],
                      "ci_high": result["ub"], "n_obs": freq_fit.n_obs,
                      "note": f"honest {level} confidence set of the average post effect when "

@@ -151,7 +151,9 @@ class _AffineFamily:
         result = optimize.minimize(
             lambda x: x[:k].sum(), x0, jac=lambda x: np.r_[np.ones(k), np.zeros(k)],
             constraints=constraints, method="SLSQP", options={"ftol": 1e-13, "maxiter": 500})
-        w = result.x[k:]
+        # Whatever the optimiser returns, the interval stays valid: it is built from this
+        # w's own worst-case bias and sd, once w sums exactly to the unbiasedness total.
+        w = result.x[k:] + (self.total - result.x[k:].sum()) / k
         return self.bias(w), w
 
 

@@ -176,3 +176,18 @@ def test_moment_lp_matches_honestdid():
     eta, dual = problem.eta(np.array(lp["y"]))
     assert eta == pytest.approx(lp["eta"], abs=1e-8)
     assert dual == pytest.approx(lp["lambda"], abs=1e-8)
+
+
+def test_moment_lp_without_vertex_enumeration_agrees(monkeypatch):
+    import models.event_study.arp as arp
+
+    lp = R2["test_delta_lp_fn"]
+    monkeypatch.setattr(arp, "MAX_VERTEX_SUBSETS", 0)
+    problem = arp.MomentProblem(np.array(lp["X"]), np.array(lp["sigma"]))
+    assert problem.vertices is None
+    eta, dual = problem.eta(np.array(lp["y"]))
+    assert eta == pytest.approx(lp["eta"], abs=1e-8)
+    assert dual == pytest.approx(lp["lambda"], abs=1e-7)
+    small = R2["conditional_deltaSD_ARP"]["grid200"]
+    result = conditional_cs_delta_sd(BETA, SIGMA, PRE, POST, small["M"], grid_points=200)
+    assert (result["lb"], result["ub"]) == pytest.approx((small["lb"], small["ub"]), abs=1e-9)
