@@ -219,7 +219,10 @@ def hybrid_test(problem: MomentProblem, y: np.ndarray, alpha: float, kappa: floa
     else:
         sigma_b2 = float(lam @ problem.sigma @ lam)
         if sigma_b2 < np.finfo(float).eps:
-            return eta > 0
+            # The binding moments cancel (an equality written as two inequalities): eta has
+            # no spread given the conditioning and rejects when positive. eta is in sd
+            # units, so values below 1e-8 are rounding of an exact zero.
+            return eta > 1e-8
         vlo, vup = _bounds_dual(problem, y, eta, lam)
         sigma_b = np.sqrt(sigma_b2)
     zlo, zup = vlo / sigma_b, min(vup, cap) / sigma_b

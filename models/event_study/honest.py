@@ -268,7 +268,7 @@ def _accept_set(accepts, grid: np.ndarray, refine: bool) -> tuple[float, float]:
     lb, ub = float(grid[first]), float(grid[last])
     if not refine:
         return lb, ub
-    tol = (grid[1] - grid[0]) * 1e-4
+    tol = (grid[-1] - grid[0]) / len(grid) * 1e-4
     if first > 0:
         inside, outside = lb, float(grid[first - 1])
         while inside - outside > tol:
@@ -294,8 +294,9 @@ def conditional_cs_delta_rm(betahat, sigma, n_pre: int, n_post: int, mbar: float
     (size alpha, least-favourable step at kappa = alpha / 10) does not reject that a delta in
     the polyhedron (:func:`delta_rm_constraints`) and tau_post with l'tau_post = theta0
     explain beta-hat. Candidates: ``grid_points`` values on [grid_lb, grid_ub] (default
-    +/- 20 sd of l'beta-hat_post around 0, as HonestDiD); with ``refine`` the first and last
-    accepted values are moved by bisection to the edge of acceptance. Returns ``lb``,
+    +/- 20 sd of l'beta-hat_post around 0, as HonestDiD), and l'beta-hat_post itself; with
+    ``refine`` the first and last accepted values are moved by bisection to the edge of
+    acceptance. Returns ``lb``,
     ``ub`` (NaN when nothing is accepted), ``open`` (accepted at an end of the grid: widen
     it) and ``Mbar``.
 
@@ -322,7 +323,11 @@ def conditional_cs_delta_rm(betahat, sigma, n_pre: int, n_post: int, mbar: float
         return any(test.accepts(theta) for test in tests)
 
     grid = np.linspace(grid_lb, grid_ub, grid_points)
-    lb, ub = _accept_set(accepts, grid, refine)
+    # l'beta-hat_post is always a candidate: a set narrower than the grid's step (small
+    # Mbar, precise estimates) would otherwise fall between grid points and read as empty.
+    centre = float(l_vec @ betahat[post])
+    candidates = np.union1d(grid, [centre]) if grid_lb < centre < grid_ub else grid
+    lb, ub = _accept_set(accepts, candidates, refine)
     is_open = bool(np.isfinite(lb) and (lb <= grid[0] or ub >= grid[-1]))
     return {"lb": lb, "ub": ub, "open": is_open, "Mbar": float(mbar)}
 

@@ -191,3 +191,24 @@ def test_moment_lp_without_vertex_enumeration_agrees(monkeypatch):
     small = R2["conditional_deltaSD_ARP"]["grid200"]
     result = conditional_cs_delta_sd(BETA, SIGMA, PRE, POST, small["M"], grid_points=200)
     assert (result["lb"], result["ub"]) == pytest.approx((small["lb"], small["ub"]), abs=1e-9)
+
+
+@pytest.mark.parametrize("mbar", [0.0, 0.5, 2.0])
+def test_relative_magnitudes_set_shrinks_to_the_identified_set(mbar):
+    # Without sampling noise the confidence set is the identified set: for the average
+    # post effect, l'beta_post +/- Mbar x (largest pre-period difference) x sum_t l_t t
+    # (models.event_study.summaries, checked there against every vertex of the box).
+    from models.event_study.summaries import relative_magnitude_bounds
+
+    years = FIXTURE["timeVec"]
+    reference = FIXTURE["referencePeriod"]
+    low, high = relative_magnitude_bounds(BETA, years, reference, mbar)
+    l_vec = np.full(POST, 1 / POST)
+    result = conditional_cs_delta_rm(BETA, SIGMA * 1e-12, PRE, POST, mbar, l_vec,
+                                     grid_lb=float(low) - 0.05, grid_ub=float(high) + 0.05)
+    assert (result["lb"], result["ub"]) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_delta_sd_set_shrinks_to_the_linear_extrapolation_at_m0():
+    result = flci_delta_sd(BETA, SIGMA * 1e-12, PRE, POST, 0.0)
+    assert result["half_length"] < 1e-4
