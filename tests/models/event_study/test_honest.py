@@ -212,3 +212,18 @@ def test_relative_magnitudes_set_shrinks_to_the_identified_set(mbar):
 def test_delta_sd_set_shrinks_to_the_linear_extrapolation_at_m0():
     result = flci_delta_sd(BETA, SIGMA * 1e-12, PRE, POST, 0.0)
     assert result["half_length"] < 1e-4
+
+
+@pytest.mark.parametrize("mbar", [0.0, 1.0])
+def test_one_post_period_shrinks_to_the_identified_set(mbar):
+    # One post period: no nuisance parameter; the set is beta_1 -/+ Mbar x the largest
+    # pre-period difference.
+    from models.event_study.summaries import relative_magnitude_bounds
+
+    beta, sigma = BETA[:PRE + 1], SIGMA[:PRE + 1, :PRE + 1]
+    low, high = relative_magnitude_bounds(beta, FIXTURE["timeVec"][:PRE + 1],
+                                          FIXTURE["referencePeriod"], mbar)
+    result = conditional_cs_delta_rm(beta, sigma * 1e-12, PRE, 1, mbar, grid_lb=-1, grid_ub=1)
+    assert (result["lb"], result["ub"]) == pytest.approx((low, high), abs=1e-4)
+    noisy = conditional_cs_delta_rm(beta, sigma, PRE, 1, mbar)
+    assert noisy["lb"] < low and noisy["ub"] > high
