@@ -29,7 +29,9 @@ These follow the HonestDiD R package (``findOptimalFLCI``,
 same moments (post-period rows only), the same default grid. Differences: the folded-normal
 quantile is computed exactly, not from 10^6 draws; the least-favourable critical value comes
 from NumPy's generator (1,000 draws, as HonestDiD), not R's; and the grid's edges are refined
-by bisection, so the set's ends are not rounded to the grid.
+by bisection, so the set's ends are not rounded to the grid. The purely conditional ARP set
+under Delta^SD (:func:`conditional_cs_delta_sd`, HonestDiD's "Conditional" method) has no
+simulation step and reproduces HonestDiD's grid exactly: it checks the test itself.
 """
 
 from __future__ import annotations
