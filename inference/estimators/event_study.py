@@ -35,11 +35,14 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     ``treat`` (unit-level column, above-median units treated; default ``sec_share_2015``),
     ``reference`` (omitted year, default 2015), ``transform`` (``log1p`` or ``none``),
     ``rename`` (term -> printed name), ``mbar`` (relative-magnitude bounds, default
-    0, 0.5, 1, 2). Rows: ``Treat_x_<year>``, ``pretrend_wald`` (F test of every pre-reference
-    coefficient = 0), ``R2`` and ``rm_Mbar_<m>`` (identified set of the average post effect
-    under relative magnitudes with a naive interval); one coefficient plot.
+    0, 0.5, 1, 2), ``honest_m`` (smoothness bounds, default 0, 0.01, 0.02, 0.05 on the
+    outcome's scale per year squared). Rows: ``Treat_x_<year>``, ``pretrend_wald`` (F test of
+    every pre-reference coefficient = 0), ``R2``, and the honest 95% confidence sets of the
+    average post effect (Rambachan & Roth 2023): ``rm_Mbar_<m>`` (relative magnitudes,
+    conditional-least-favourable hybrid) and ``sd_M_<m>`` (smoothness, fixed-length
+    interval); one coefficient plot.
     """
-    from inference.estimators.event_study_rows import frequentist_rm_rows
+    from inference.estimators.event_study_rows import DEFAULT_SD_MS, frequentist_honest_rows
 
     options = spec.options
     reference = int(options.get("reference", 2015))
@@ -55,8 +58,9 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
     tidy["note"] = [f"{a}; {b}" if a and b else a or b
                     for a, b in zip(own, tidy["note"].fillna(""), strict=True)]
     if fit.transform == "log1p":
-        tidy = pd.concat([tidy, frequentist_rm_rows(fit, options.get("mbar", DEFAULT_MBARS))],
-                         ignore_index=True)
+        honest = frequentist_honest_rows(fit, options.get("mbar", DEFAULT_MBARS),
+                                         options.get("honest_m", DEFAULT_SD_MS))
+        tidy = pd.concat([tidy, honest], ignore_index=True)
     tidy["term"] = tidy["term"].replace(options.get("rename", {}))
     what = spec.label or spec.outcome
     title = (f"Table {spec.table} column {spec.column}: {what}\nTreat x year, 95% CI, "

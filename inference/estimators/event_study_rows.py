@@ -13,7 +13,7 @@ from models.event_study.summaries import (
     post_summaries,
     pretrend_probability,
     pretrend_sentence,
-    relative_magnitude_naive_ci,
+    relative_magnitude_bounds,
     relative_magnitude_summary,
 )
 from models.event_study.twfe import TERM_PREFIX
@@ -94,26 +94,60 @@ def bayesian_rows(fit, band: float, mbars, prefix: str = "") -> pd.DataFrame:
     return out
 
 
-def frequentist_rm_rows(freq_fit, mbars) -> pd.DataFrame:
-    """``rm_Mbar_<m>`` rows of the frequentist event study: the identified set at the point
-    estimates and the naive interval around it
-    (:func:`models.event_study.summaries.relative_magnitude_naive_ci`)."""
+DEFAULT_SD_MS = (0.0, 0.01, 0.02, 0.05)
+
+
+def frequentist_honest_rows(freq_fit, mbars, ms=DEFAULT_SD_MS, alpha: float = 0.05,
+                            grid_points: int = 101) -> pd.DataFrame:
+    """Honest confidence sets of the average post effect (Rambachan & Roth 2023) from the
+    frequentist event study: ``rm_Mbar_<m>`` (relative magnitudes, the conditional-least-
+    favourable hybrid set) and ``sd_M_<m>`` (smoothness, the fixed-length interval), from the
+    coefficients and their covariance (:mod:`models.event_study.honest`)."""
+    from models.event_study.honest import conditional_cs_delta_rm, flci_delta_sd
+
     coefs = freq_fit.table[freq_fit.table["term"].str.startswith(TERM_PREFIX)]
-    years = [int(t.removeprefix(TERM_PREFIX)) for t in coefs["term"]]
+    years = np.array([int(t.removeprefix(TERM_PREFIX)) for t in coefs["term"]])
     reference = freq_fit.reference
-    if freq_fit.cov is None or not any(y < reference for y in years):
+    pre, post = years < reference, years > reference
+    if freq_fit.cov is None or not pre.any() or not post.any():
         return pd.DataFrame()
+    if not np.array_equal(years[post] - reference, np.arange(1, post.sum() + 1)) or not (
+            np.array_equal(reference - years[pre], np.arange(pre.sum(), 0, -1))):
+        raise ValueError(f"honest confidence sets need consecutive event years around "
+                         f"{reference}; got {years.tolist()} [rule: consecutive event years]")
+    beta = coefs["estimate"].to_numpy(float)
+    n_pre, n_post = int(pre.sum()), int(post.sum())
+    l_vec = np.full(n_post, 1.0 / n_post)
+    centre = float(l_vec @ beta[post])
+    sd = float(np.sqrt(l_vec @ freq_fit.cov[np.ix_(post, post)] @ l_vec))
+    level = f"{100 * (1 - alpha):g}%"
     rows = []
     for mbar in mbars:
-        lb, ub, low, high = relative_magnitude_naive_ci(
-            coefs["estimate"].to_numpy(), freq_fit.cov, years, reference, float(mbar))
-        rows.append({"term": f"rm_Mbar_{mbar:g}", "estimate": (lb + ub) / 2, "ci_low": low,
-                     "ci_high": high, "n_obs": freq_fit.n_obs,
-                     "note": f"identified set of the average post effect at the estimates "
-                             f"[{lb:.4f}, {ub:.4f}] (relative magnitudes, Mbar = {mbar:g}); "
-                             f"interval = set +/- 1.96 se of the post average (naive: "
-                             f"ignores the sampling error of the pre-period maximum; not "
-                             f"HonestDiD's C-LF set)"})
+        low, high = relative_magnitude_bounds(beta, years, reference, float(mbar))
+        result = conditional_cs_delta_rm(
+            beta, freq_fit.cov, n_pre, n_post, float(mbar), l_vec, alpha,
+            grid_points=grid_points, grid_lb=float(low) - 20 * sd,
+            grid_ub=float(high) + 20 * sd)
+        extra = "; open at an end of the search grid" if result["open"] else ""
+        if not np.isfinite(result["lb"]):
+            extra = "; empty: every value is rejected, the restriction is at odds with the data"
+        rows.append({"term": f"rm_Mbar_{mbar:g}", "estimate": centre, "ci_low": result["lb"],
+                     "ci_high": result["ub"], "n_obs": freq_fit.n_obs,
+                     "note": f"honest {level} confidence set of the average post effect when "
+                             f"post-period violations of parallel trends are at most Mbar = "
+                             f"{mbar:g} x the largest pre-period one (Rambachan & Roth 2023, "
+                             f"relative magnitudes; conditional-least-favourable hybrid test "
+                             f"as HonestDiD's C-LF); estimate = the average post coefficient"
+                             f"{extra}"})
+    for m in ms:
+        result = flci_delta_sd(beta, freq_fit.cov, n_pre, n_post, float(m), l_vec, alpha)
+        rows.append({"term": f"sd_M_{m:g}", "estimate": result["estimate"],
+                     "ci_low": result["lb"], "ci_high": result["ub"], "n_obs": freq_fit.n_obs,
+                     "note": f"honest {level} fixed-length confidence interval of the average "
+                             f"post effect when the slope of the trend difference changes by "
+                             f"at most M = {m:g} per year (Rambachan & Roth 2023, smoothness; "
+                             f"M = 0: a linear pre-trend extrapolated); estimate = the "
+                             f"interval's centre, the affine estimator it is built on"})
     return pd.DataFrame(rows)
 
 

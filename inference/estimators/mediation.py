@@ -60,7 +60,7 @@ def frequentist(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimat
 
     The total effect goes to ``spec.column``; ``indirect_<m>`` (a b with Sobel se, z, p and
     the bootstrap percentile interval in ci_low/ci_high), ``sobel_z_<m>``, ``sobel_p_<m>``
-    and ``proportion_mediated_<m>`` go to the b-path column. With ``joint_column``: the
+    and ``share_mediated_<m>`` (a b / total) go to the b-path column. With ``joint_column``: the
     parallel-mediator regressions (every a path, one b path with all mediators) in that
     column, indirect effects with Sobel errors and normal 95% intervals.
     """
@@ -124,7 +124,7 @@ def _default_columns(first: str, mediators: list[str]) -> dict[str, list[str]]:
 def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     """The joint model of :func:`models.mediation.bayes.fit_bayes_mediation`: one fit per
     mediator into the printed columns (the total effect in ``spec.column``, the a path in the
-    a column; direct effect, b path, indirect effect, ``proportion_mediated_<m>`` (the share
+    a column; direct effect, b path, indirect effect, ``share_mediated_<m>`` (the share
     mediated) and ``rho_at_zero_<m>`` in the b column), and with ``joint_column`` one fit of
     all mediators together there. Each fit's confounding-sensitivity curve is a figure, its
     numbers a CSV of the same name."""
@@ -157,7 +157,7 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
             names = {"total": (spec.column, treatment), f"a_{mediator}": (a_column, treatment),
                      "direct": (b_column, treatment), f"b_{mediator}": (b_column, mediator),
                      f"indirect_{mediator}": (b_column, f"indirect_{mediator}"),
-                     f"share_mediated_{mediator}": (b_column, f"proportion_mediated_{mediator}"),
+                     f"share_mediated_{mediator}": (b_column, f"share_mediated_{mediator}"),
                      f"rho_at_zero_{mediator}": (b_column, f"rho_at_zero_{mediator}"),
                      f"rho_{mediator}": (b_column, f"rho_{mediator}")}
             if index > 0:

@@ -179,13 +179,18 @@ def published_text(cell: Cell) -> str:
 
 
 def frequentist_text(cell: Cell) -> str:
-    """Estimate with stars from its p-value (or t), and t in brackets."""
+    """Estimate with stars from its p-value (or t), and t in brackets; a row that is an
+    interval without a standard error (an honest confidence set, a threshold's likelihood
+    ratio interval) shows the interval instead."""
     f = cell.frequentist
     if f is None or is_missing(f.get("estimate")):
         return ""
     text = fmt(f["estimate"]) + stars(f.get("p_value"), f.get("stat"))
     if not is_missing(f.get("stat")) and not is_missing(f.get("std_error")):
         text += f" (t {float(f['stat']):.2f})"
+    elif (is_missing(f.get("std_error")) and not is_missing(f.get("ci_low"))
+          and not is_missing(f.get("ci_high"))):
+        text += f" [{fmt(f['ci_low'], 3)}, {fmt(f['ci_high'], 3)}]"
     return text
 
 

@@ -26,8 +26,9 @@ Relative magnitudes
     the effect keeps its sign under every violation allowed. The pre-period maximum is taken
     draw by draw, so its posterior carries the noise of the pre-period coefficients (the mean
     of a maximum exceeds the maximum of the means): these sets are wider than the identified
-    set at the point estimates, the more so the noisier the pre-period path. HonestDiD's
-    C-LF confidence sets account for the same noise by a conditional test instead.
+    set at the point estimates, the more so the noisier the pre-period path. The frequentist
+    counterpart, the C-LF confidence set (``models.event_study.honest``), accounts for the
+    same noise by a conditional test instead.
 """
 
 from __future__ import annotations
@@ -134,25 +135,3 @@ def relative_magnitude_summary(path: np.ndarray, years: Sequence[int], reference
         "prob_positive": float(np.mean(lower > 0)),
         "prob_negative": float(np.mean(upper < 0)),
     }
-
-
-def relative_magnitude_naive_ci(estimate: np.ndarray, cov: np.ndarray, years: Sequence[int],
-                                reference: int, mbar: float, alpha: float = 0.05
-                                ) -> tuple[float, float, float, float]:
-    """Frequentist counterpart on the point estimates: the identified set [lb, ub] of the
-    average post effect at b-hat, and the naive interval [lb - z se, ub + z se] with se the
-    standard error of the post average (z = z_(1 - alpha/2)).
-
-    This is not HonestDiD's C-LF (conditional least-favourable hybrid) confidence set: it
-    ignores the sampling error of the estimated pre-period maximum. Returns (lb, ub, ci_low,
-    ci_high).
-    """
-    from scipy import stats
-
-    estimate = np.asarray(estimate, dtype=float)
-    lb, ub = relative_magnitude_bounds(estimate, years, reference, mbar)
-    post = np.asarray(years) > reference
-    weights = np.full(int(post.sum()), 1.0 / post.sum())
-    se = float(np.sqrt(weights @ np.asarray(cov)[np.ix_(post, post)] @ weights))
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
-    return float(lb), float(ub), float(lb) - z * se, float(ub) + z * se

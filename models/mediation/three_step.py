@@ -71,12 +71,12 @@ class MediationFit:
 
     def effects_table(self) -> pd.DataFrame:
         """``indirect_<m>`` (Sobel se, z, p; bootstrap percentile CI), ``sobel_z_<m>``,
-        ``sobel_p_<m>`` and ``proportion_mediated_<m>`` (= ab / c)."""
+        ``sobel_p_<m>`` and ``share_mediated_<m>`` (= ab / c)."""
         m = self.mediator
         n_obs = self.total.n_obs
         return pd.DataFrame({
             "term": [f"indirect_{m}", f"sobel_z_{m}", f"sobel_p_{m}",
-                     f"proportion_mediated_{m}"],
+                     f"share_mediated_{m}"],
             "estimate": [self.indirect, self.sobel_z, self.sobel_p,
                          self.indirect / self.total.coef(self.treatment)],
             "std_error": [self.sobel_se, np.nan, np.nan, np.nan],

@@ -65,3 +65,31 @@ def test_bayesian_rows_sit_next_to_the_frequentist_ones(tmp_path):
     assert {"rm_Mbar_0", "rm_Mbar_2"} <= set(frequentist["term"])
     assert list(estimate.fits) == [""]
     assert estimate.figures[0].exists()
+
+
+def test_frequentist_rows_carry_the_honest_confidence_sets(tmp_path):
+    from models.event_study.honest import conditional_cs_delta_rm, flci_delta_sd
+    from models.event_study.twfe import fit_event_study
+
+    panel = simulate_event_panel(5, n_units=120)
+    spec = _spec(mbar=[0, 1], honest_m=[0, 0.05])
+    rows = FREQUENTIST["event_study"](panel, spec, _settings(tmp_path)).tidy.set_index("term")
+    assert {"rm_Mbar_0", "rm_Mbar_1", "sd_M_0", "sd_M_0.05"} <= set(rows.index)
+    assert "C-LF" in rows.loc["rm_Mbar_1", "note"]
+    assert "fixed-length" in rows.loc["sd_M_0", "note"]
+    # The rows are the honest sets of the average post effect of the fitted coefficients.
+    fit = fit_event_study(panel, "y", "v", reference=REFERENCE)
+    coefs = fit.table[fit.table["term"].str.startswith("Treat_x_")]
+    years = np.array([int(t.removeprefix("Treat_x_")) for t in coefs["term"]])
+    n_pre, n_post = int((years < REFERENCE).sum()), int((years > REFERENCE).sum())
+    beta, l_vec = coefs["estimate"].to_numpy(), np.full(n_post, 1 / n_post)
+    sd = flci_delta_sd(beta, fit.cov, n_pre, n_post, 0.05, l_vec)
+    assert rows.loc["sd_M_0.05", ["ci_low", "ci_high"]].tolist() == pytest.approx(
+        [sd["lb"], sd["ub"]])
+    rm = conditional_cs_delta_rm(beta, fit.cov, n_pre, n_post, 1.0, l_vec, grid_points=201,
+                                 grid_lb=-3, grid_ub=3)
+    assert rows.loc["rm_Mbar_1", ["ci_low", "ci_high"]].tolist() == pytest.approx(
+        [rm["lb"], rm["ub"]], abs=1e-3)
+    widths = rows.loc[["rm_Mbar_0", "rm_Mbar_1"], "ci_high"] - rows.loc[
+        ["rm_Mbar_0", "rm_Mbar_1"], "ci_low"]
+    assert widths.iloc[1] > widths.iloc[0]

@@ -68,7 +68,7 @@ def test_bayesian_rows_sit_beside_the_frequentist_rows_and_agree(bayesian_estima
     tidy = bayesian_estimate.tidy
     cells = set(zip(tidy["column"], tidy["term"], strict=True))
     printed = {("1", "AI"), ("2", "AI"), ("3", "AI"), ("3", "Va"), ("3", "indirect_Va"),
-               ("3", "proportion_mediated_Va"), ("4", "AI"), ("5", "Ind"),
+               ("3", "share_mediated_Va"), ("4", "AI"), ("5", "Ind"),
                ("5", "indirect_Ind")}
     frequentist_cells = set(zip(frequentist_rows["column"], frequentist_rows["term"],
                                 strict=True))
