@@ -193,9 +193,10 @@ def fit_dynamic_gmm(
         ``gmm`` and ``iv`` instrument, as in an ``xtabond2`` command line.
     small
         ``xtabond2``'s ``small``: the covariance times ``G / (G - 1) * N / (N - k)``, G units,
-        N the reported observations and k the slopes without the constant (the constant that
-        reproduces ``xtabond2 ..., twostep robust small`` on the Arellano-Bond data to the
-        printed seven digits, ``tests/models/gmm``), and t tests with G - 1 degrees of
+        N the reported observations and k the number of coefficients less one, in system and
+        in difference GMM alike (the constant that reproduces ``xtabond2 ..., twostep robust
+        small`` and Roodman's (2009) ``nolevel robust small`` on the Arellano-Bond data to
+        the printed seven digits, ``tests/models/gmm``), and t tests with G - 1 degrees of
         freedom.
     h
         ``xtabond2``'s ``h(#)``, the one-step weight of the stacked errors: 3 (default) as in
@@ -319,7 +320,10 @@ def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool
     vcov2 = _windmeijer(step2, step1, vcov1, z, x, n_units)
 
     n_params = x.shape[2]
-    df = z.shape[1] - n_params
+    # xtabond2 counts linearly independent instruments: differenced year dummies sum to zero,
+    # so a full set of them (iv(yr*) with nolevel) carries one column too many.
+    n_instruments = int(np.linalg.matrix_rank(z.transpose(0, 2, 1).reshape(-1, z.shape[1])))
+    df = n_instruments - n_params
     zs2 = step2["zs"]
     j_stat = float(zs2 @ step2["w_inv"] @ zs2) / n_units
     sargan = _sargan(step1, design, w1)
@@ -329,14 +333,15 @@ def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool
     n_obs_diff = int(design.used[:, :design.n_diff].sum())
     if small:
         n_obs = n_obs_level if level else n_obs_diff
-        slopes = n_params - (1 if level else 0)
+        # xtabond2 subtracts one coefficient also under nolevel, where there is no constant.
+        slopes = n_params - 1
         cov = cov * n_units / (n_units - 1) * n_obs / (n_obs - slopes)
     return DynamicGMMFit(
         outcome=outcome, terms=design.terms, beta=reported["beta"], cov=cov,
         beta_one_step=step1["beta"], cov_one_step=vcov1, ar=ar,
         hansen=(j_stat, df, float(stats.chi2.sf(j_stat, df))),
         sargan=(sargan, df, float(stats.chi2.sf(sargan, df))),
-        n_instruments=int(z.shape[1]), n_units=n_units,
+        n_instruments=n_instruments, n_units=n_units,
         n_obs_level=n_obs_level, n_obs_diff=n_obs_diff,
         instruments=design.instruments, estimator="system" if level else "difference",
         steps=steps, outcome_lags=y_lags, small=small,
