@@ -66,6 +66,9 @@ def check_family_request(request, formula: PanelFormula) -> None:
         if request.cluster and request.cluster != formula.unit:
             raise ValueError(f"--model threshold clusters by the unit '{formula.unit}' only, "
                              f"not by '{request.cluster}' [rule: threshold errors]")
+    if model != "event_study" and request.likelihood != "normal":
+        raise ValueError(f"--model {model} has a normal likelihood only, not "
+                         f"'{request.likelihood}' [rule: {model} likelihood]")
     if model == "event_study" and request.likelihood not in EVENT_LIKELIHOODS:
         raise ValueError(f"--model event_study takes --likelihood {' or '.join(EVENT_LIKELIHOODS)}"
                          f", not '{request.likelihood}' [rule: event-study likelihood]")
