@@ -155,6 +155,7 @@ def fit_dynamic_gmm(
     gmm: dict[str, tuple[int, int | None]] | None = None,
     iv: Sequence[str] | None = None,
     iv_diff: Sequence[str] | None = None,
+    iv_level: Sequence[str] | None = None,
     unit: str = "city",
     time: str = "year",
     level: bool = True,
@@ -187,6 +188,9 @@ def fit_dynamic_gmm(
     iv_diff
         IV-style instruments of the differenced equations alone (``iv(w, eq(diff))``; what
         Stata's ``xtdpdsys`` does with the exogenous regressors).
+    iv_level
+        IV-style instruments of the level equations alone (``iv(w, eq(level))``, w in levels;
+        system GMM only).
     exogenous_regressors
         True: every regressor term that is not GMM-style is taken as exogenous and added to
         the IV-style instruments (after ``iv``), at the lags it enters with. False: only
@@ -255,19 +259,25 @@ def fit_dynamic_gmm(
         x_terms += [(name, lag) for lag in lags.get(name, [0])]
     iv_terms = [parse_lagged(term) for term in (iv or [])]
     iv_diff_terms = [parse_lagged(term) for term in (iv_diff or [])]
-    both = sorted({name for name, _ in [*iv_terms, *iv_diff_terms]} & set(gmm))
+    iv_level_terms = [parse_lagged(term) for term in (iv_level or [])]
+    if iv_level_terms and not level:
+        raise ValueError("iv_level instruments the level equations, which difference GMM "
+                         "(level=False) does not have")
+    iv_style = [*iv_terms, *iv_diff_terms, *iv_level_terms]
+    both = sorted({name for name, _ in iv_style} & set(gmm))
     if both:
         raise ValueError(f"{both} cannot be both GMM-style and IV-style instruments")
     for name, lag in x_terms[len(y_lags):] if exogenous_regressors else []:
-        if name not in gmm and (name, lag) not in [*iv_terms, *iv_diff_terms]:
+        if name not in gmm and (name, lag) not in iv_style:
             iv_terms.append((name, lag))
 
     names = list(dict.fromkeys([outcome, *regressors, *gmm,
-                                *(n for n, _ in [*iv_terms, *iv_diff_terms])]))
+                                *(n for n, _ in [*iv_terms, *iv_diff_terms, *iv_level_terms])]))
     cube, periods, _units = balanced_cube(frame, unit, time, names)
     column = {name: cube[:, :, k] for k, name in enumerate(names)}
     design = build_design(column, periods, outcome, x_terms, gmm, iv_terms,
-                          iv_diff_terms=iv_diff_terms, level=level,
+                          iv_diff_terms=iv_diff_terms, iv_level_terms=iv_level_terms,
+                          level=level,
                           time_dummies=time_dummies, collapse=collapse)
     if design.z.shape[1] < design.x.shape[2]:
         raise DataError(f"{design.z.shape[1]} instruments for {design.x.shape[2]} parameters "

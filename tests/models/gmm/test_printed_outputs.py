@@ -1,8 +1,8 @@
-"""Arellano & Bond (1991) Table 4 on the employment panel, against the printed reproductions
-in ``data/files/reference/abdata/arellano_bond_table4.csv`` (Roodman 2009, section 3.3, and
-Stata's ``xtabond`` manual, Example 4; sources in the README beside it): coefficients,
-robust and Windmeijer SEs, AR(1), AR(2), Sargan, Hansen, instrument counts, each at the
-precision printed."""
+"""Arellano & Bond (1991) Table 4 and Blundell & Bond's (1998) system GMM on the employment
+panel, against the printed reproductions in ``data/files/reference/abdata/printed.csv``
+(Roodman 2009, sections 3.3-3.4, and Stata's ``xtabond`` manual, Example 4; sources in the
+README beside it): coefficients, robust and Windmeijer SEs, AR(1), AR(2), Sargan, Hansen,
+instrument counts, each at the precision printed."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def abdata() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def printed() -> pd.DataFrame:
-    return pd.read_csv(ABDATA / "arellano_bond_table4.csv", comment="#", dtype={"value": str},
+    return pd.read_csv(ABDATA / "printed.csv", comment="#", dtype={"value": str},
                        keep_default_na=False)
 
 
@@ -47,22 +47,22 @@ def _close(actual: float, expected: tuple[float, float], what: str) -> None:
     assert abs(actual - value) <= tolerance, f"{what}: {actual} against printed {value}"
 
 
-def _check(fit, table, names: dict[str, str] | None = None) -> None:
+def _check(fit, table, names: dict[str, str] | None = None, system: bool = False) -> None:
     names = names or {}
     for term, estimate, se in zip(fit.terms, fit.beta, fit.std_errors, strict=True):
         term = names.get(term, term)
         _close(estimate, table[("coef", term)], f"coef {term}")
         _close(se, table[("se", term)], f"se {term}")
-    assert fit.n_obs_diff == table[("n_obs", "")][0]
+    assert (fit.n_obs_level if system else fit.n_obs_diff) == table[("n_obs", "")][0]
     assert fit.n_units == table[("n_groups", "")][0]
     assert fit.n_instruments == table[("n_instruments", "")][0]
 
 
-def _check_tests(fit, table) -> None:
+def _check_tests(fit, table, tests=("sargan", "hansen")) -> None:
     for order in (1, 2):
         _close(fit.ar[order][0], table[(f"ar{order}", "")], f"AR({order})")
         _close(fit.ar[order][1], table[(f"ar{order}_p", "")], f"AR({order}) p")
-    for name, (stat, df, p) in (("sargan", fit.sargan), ("hansen", fit.hansen)):
+    for name, (stat, df, p) in ((t, getattr(fit, t)) for t in tests):
         _close(stat, table[(name, "")], name)
         _close(p, table[(f"{name}_p", "")], f"{name} p")
         assert df == table[(f"{name}_df", "")][0]
@@ -110,3 +110,31 @@ def test_column_a2_two_step_windmeijer_matches_stata_xtabond(abdata, printed):
                               unit="id", time="year", level=False, time_dummies=False,
                               collapse=False, steps=2, exogenous_regressors=False)
     assert abs(dummies.beta[:10] - fit.beta[:10]).max() < 1e-9
+
+
+def _system(abdata):
+    years = [f"yr{y}" for y in range(1977, 1984)]
+    return fit_dynamic_gmm(abdata, "n", ["w", "k", *years], outcome_lags=1,
+                           lags={"w": [0, 1], "k": [0, 1]},
+                           gmm={"n": (2, None), "w": (2, None), "k": (2, None)},
+                           iv_level=ALL_YEARS, unit="id", time="year", level=True,
+                           time_dummies=False, collapse=False, steps=1,
+                           exogenous_regressors=False, small=True)
+
+
+def test_blundell_bond_system_one_step_matches_roodman(abdata, printed):
+    """gmm(L.(n w k)) iv(yr*, eq(level)) robust small: 13 coefficients and SEs, 891
+    level observations, 113 instruments, AR(1), AR(2) and Hansen's J (100 df)."""
+    table = _table(printed, "system_onestep_robust_small")
+    fit = _system(abdata)
+    _check(fit, table, {"_con": "_cons"}, system=True)
+    _check_tests(fit, table, tests=("hansen",))
+    assert fit.sargan[1] == table[("sargan_df", "")][0]
+
+
+@pytest.mark.xfail(strict=True, reason="system-GMM Sargan: 137.01 here against xtabond2's "
+                   "printed 186.90; its one-step error variance in system GMM is not yet "
+                   "reproduced (difference GMM's matches)")
+def test_blundell_bond_system_sargan_matches_roodman(abdata, printed):
+    table = _table(printed, "system_onestep_robust_small")
+    _close(_system(abdata).sargan[0], table[("sargan", "")], "Sargan")
