@@ -24,7 +24,8 @@ Tests
 Arellano-Bond AR(m) in the differenced residuals of the step reported. Hansen's J is the
 two-step criterion, ``(Z'u2)' (sum_i Z_i' u1_i u1_i' Z_i)^-1 (Z'u2)``; Sargan's statistic is
 ``(Z'u1)' (sum_i Z_i' H Z_i)^-1 (Z'u1) / s2``, the one-step criterion scaled by the one-step
-residual variance. Both are chi2 with (instruments - parameters) degrees of freedom.
+residual variance, s2 = sum (Delta u1)^2 / (2 N), N the reported observations. Both are chi2
+with (linearly independent instruments - parameters) degrees of freedom.
 
 Reported N: the level-equation observations for system GMM, the differenced ones for
 difference GMM, as ``xtabond2`` prints "Number of obs".
@@ -362,12 +363,12 @@ def _sargan(step1: dict, design: Design, w1: np.ndarray) -> float:
     """The one-step criterion over the one-step error variance (see the module docstring)."""
     resid = step1["resid"]
     used = design.used
-    if design.n_level:
-        levels = resid[:, design.n_diff:][used[:, design.n_diff:]]
-        s2 = float(levels @ levels) / levels.size
-    else:
-        diffs = resid[:, :design.n_diff][used[:, :design.n_diff]]
-        s2 = float(diffs @ diffs) / (2 * diffs.size)
+    diffs = resid[:, :design.n_diff][used[:, :design.n_diff]]
+    # xtabond2: half the mean squared differenced residual, the mean taken over the reported
+    # observations (the level ones in system GMM); matched to Roodman's (2009) printed
+    # Sargan statistics of both estimators.
+    n_reported = int(used[:, design.n_diff:].sum()) if design.n_level else diffs.size
+    s2 = float(diffs @ diffs) / (2 * n_reported)
     zs = step1["zs"]
     return float(zs @ np.linalg.pinv(w1) @ zs) / s2
 
