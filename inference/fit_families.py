@@ -79,15 +79,6 @@ def check_family_request(request, formula: PanelFormula) -> None:
                              "mediator only with --mediator [rule: mediator]")
 
 
-def family_columns(request, formula: PanelFormula) -> list[str]:
-    """The columns the family reads beyond the formula's."""
-    if request.model == "threshold":
-        return [request.threshold_variable]
-    if request.model == "event_study":
-        return [request.treat]
-    return list(request.mediators)
-
-
 def check_family_data(request, formula: PanelFormula, frame: pd.DataFrame) -> None:
     """Data rules of each family, named in one line."""
     path = request.data

@@ -54,6 +54,7 @@ def _mediation_panel(seed: int = 3) -> pd.DataFrame:
 
 
 def _run(tmp_path, panel: pd.DataFrame, *args: str) -> pd.DataFrame:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     data = tmp_path / "panel.csv"
     panel.to_csv(data, index=False)
     out = tmp_path / "out"
@@ -200,3 +201,20 @@ def test_bayesian_mediation_quick_run_covers_the_truth(tmp_path):
     assert _covers(b_column.loc["indirect_m"], A_PATH * B_PATH)
     assert _covers(b_column.loc["m"], B_PATH)
     assert (tmp_path / "out" / "posterior_fit_m.nc").exists()
+
+
+def test_fit_panel_from_python_equals_the_command_line(tmp_path):
+    from inference import fit_panel
+
+    panel = _mediation_panel()
+    cli = _run(tmp_path / "cli", panel, "--formula", "y ~ tr + x2 | firm + year", "--model",
+               "mediation", "--mediator", "m", "--bootstrap", "40", "--frequentist-only")
+    run = fit_panel(tmp_path / "cli" / "panel.csv", "y ~ tr + x2 | firm + year",
+                    tmp_path / "py", model="mediation", mediators=["m"], n_boot=40,
+                    frequentist_only=True, progress=lambda _: None)
+    ours = run.results.assign(column=run.results["column"].astype(str))
+    pd.testing.assert_frame_equal(
+        ours[["column", "term", "estimate", "std_error", "ci_low", "ci_high"]],
+        cli[["column", "term", "estimate", "std_error", "ci_low", "ci_high"]],
+        check_dtype=False)
+    assert run.posteriors == {}
