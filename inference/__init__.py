@@ -98,22 +98,30 @@ def compare_runs(dir_a, dir_b, out=None, key_term: str | None = None, progress=p
 
 def fit_panel(data, formula: str, out, *, cluster: str | None = None, seed: int = 20250401,
               likelihood: str = "normal", quick: bool = False, frequentist_only: bool = False,
-              priors=(), prior_file=None, progress=print) -> StudyRun:
+              priors=(), prior_file=None, progress=print, model: str = "twfe",
+              **family) -> StudyRun:
     """Fit ``formula`` ("y ~ x1 + x2 | unit + time") on any panel file both ways (as
-    ``python -m inference fit``); returns the results and the posterior (key ``"fit/1"``)."""
+    ``python -m inference fit``); returns the results and the posteriors (key ``"fit/1"``,
+    and ``"fit/1/<name>"`` for a family's further fits). ``model`` is ``twfe``, ``iv``,
+    ``threshold``, ``event_study`` or ``mediation``; ``family`` the options of the last three
+    (``threshold_variable``, ``regime``, ``treat``, ``reference``, ``mediators``,
+    ``n_boot``), as the command line's."""
     from inference.fit_command import FitRequest, run_fit
     from inference.runner import sampling_settings
 
     sampling = sampling_settings(quick)
+    if "mediators" in family:
+        family["mediators"] = tuple(family["mediators"])
     results = run_fit(FitRequest(data=Path(data), formula=formula, out=Path(out),
                                  cluster=cluster, seed=seed, likelihood=likelihood,
                                  frequentist_only=frequentist_only, priors=tuple(priors),
                                  prior_file=Path(prior_file) if prior_file else None,
-                                 **sampling), progress=progress)
+                                 model=model, quick=quick, **family, **sampling),
+                      progress=progress)
     posteriors = {}
-    path = Path(out) / "posterior_fit.nc"
-    if path.exists():
+    for path in sorted(Path(out).glob("posterior_fit*.nc")):
         import arviz as az
 
-        posteriors["fit/1"] = az.from_netcdf(str(path))
+        name = path.stem.removeprefix("posterior_fit").removeprefix("_")
+        posteriors["fit/1" + (f"/{name}" if name else "")] = az.from_netcdf(str(path))
     return StudyRun(study="fit", folder=Path(out), results=results, posteriors=posteriors)

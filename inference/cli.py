@@ -74,9 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--out", type=Path, required=True, help="output folder")
     fit.add_argument("--encoding", help="text encoding of a CSV --data file (default UTF-8; "
                      "e.g. gbk)")
-    fit.add_argument("--model", choices=("twfe", "iv"), default="twfe",
+    fit.add_argument("--model", choices=("twfe", "iv", "threshold", "event_study", "mediation"),
+                     default="twfe",
                      help="twfe: within estimator; iv: panel 2SLS, the formula naming "
-                     "'[endogenous ~ instruments]'")
+                     "'[endogenous ~ instruments]'; threshold: Hansen's single threshold "
+                     "(--threshold-variable); event_study: treat x event year "
+                     "(--treat, --reference); mediation: three steps (--mediator)")
+    fit.add_argument("--threshold-variable", dest="threshold_variable", metavar="COLUMN",
+                     help="threshold: the variable q whose value sets the regime")
+    fit.add_argument("--regime", metavar="COLUMN", help="threshold: the regressor whose slope "
+                     "switches at the threshold (default: the formula's first regressor)")
+    fit.add_argument("--treat", metavar="COLUMN", help="event_study: unit-level treatment "
+                     "(0/1, or continuous: units above its median are treated)")
+    fit.add_argument("--reference", type=int, default=2015, metavar="PERIOD",
+                     help="event_study: the omitted period (default 2015)")
+    fit.add_argument("--mediator", action="append", default=[], dest="mediators",
+                     metavar="COLUMN", help="mediation: a mediator (repeatable; the treatment "
+                     "is the formula's first regressor)")
+    fit.add_argument("--bootstrap", type=_positive_int, dest="n_boot", metavar="N",
+                     help="threshold / mediation: bootstrap replications (default 300 / "
+                     "1000; 50 / 200 with --quick)")
     fit.add_argument("--cluster", help="cluster the frequentist errors by this column "
                      "(default: heteroskedasticity-robust HC1)")
     fit.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
@@ -217,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
                 data=args.data, formula=args.formula, out=args.out, cluster=args.cluster,
                 seed=args.seed, likelihood=args.likelihood, frequentist_only=args.frequentist_only,
                 priors=tuple(args.prior), prior_file=args.prior_file, encoding=args.encoding,
-                model=args.model,
+                model=args.model, quick=args.quick, n_boot=args.n_boot,
+                threshold_variable=args.threshold_variable, regime=args.regime,
+                treat=args.treat, reference=args.reference, mediators=tuple(args.mediators),
                 **sampling,
             ))
             flagged = results[(results["source"] == "bayesian") & (results["note"] != "")]

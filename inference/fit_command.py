@@ -16,6 +16,9 @@ number of endogenous regressors) with its first stages (column ``first_stage``, 
 ``first_stage/<d>`` for several), the Kleibergen-Paap, Cragg-Donald and Hansen statistics as
 terms of column ``1``, and, for one endogenous regressor, the Bayesian IV model with
 correlated first-stage and outcome errors (:func:`models.iv.bayes.fit_bayes_iv`).
+
+``--model threshold``, ``event_study`` and ``mediation`` fit those families
+(:mod:`inference.fit_families`) into the same contract.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from data.errors import DataError
 from data.loaders import read_table
 from inference.datasets import Dataset
 from inference.estimators.base import convergence_note
+from inference.fit_families import FAMILIES
 from inference.formula import PanelFormula, parse_formula
 from inference.outputs import check_output_folder, finish_run, start_run
 from inference.registry import Study
@@ -60,13 +64,31 @@ class FitRequest:
     prior_file: Path | None = None
     encoding: str | None = None
     model: str = "twfe"
+    quick: bool = False
+    n_boot: int | None = None
+    threshold_variable: str | None = None
+    regime: str | None = None
+    treat: str | None = None
+    reference: int = 2015
+    mediators: tuple[str, ...] = ()
+
+    @property
+    def sampling(self) -> dict:
+        """The sampler settings every Bayesian fit receives."""
+        settings = {"draws": self.draws, "tune": self.tune, "chains": self.chains}
+        if self.target_accept is not None:
+            settings["target_accept"] = self.target_accept
+        return settings
 
 
-def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
+def _contract(formula: PanelFormula, cluster: str | None,
+              extra: tuple[ColumnRule, ...] = ()) -> DataContract:
     columns = [ColumnRule(formula.unit, "id"), ColumnRule(formula.time or _ROW_KEY, "id"),
                ColumnRule(formula.outcome, "float", description="outcome")]
+    given = {rule.name for rule in extra}
     columns += [ColumnRule(x, "float", description="regressor", varies_within=True)
-                for x in formula.regressors]
+                for x in formula.regressors if x not in given]
+    columns += list(extra)
     columns += [ColumnRule(z, "float", description="instrument", varies_within=True)
                 for z in formula.instruments]
     if cluster and cluster not in formula.effects:
@@ -76,16 +98,23 @@ def _contract(formula: PanelFormula, cluster: str | None) -> DataContract:
 
 
 def load_user_panel(path: Path, formula: PanelFormula, cluster: str | None,
-                    encoding: str | None = None) -> pd.DataFrame:
-    """Read the user's file and check the formula's columns (the file is only read)."""
+                    encoding: str | None = None,
+                    extra: tuple[ColumnRule, ...] = ()) -> pd.DataFrame:
+    """Read the user's file and check the formula's columns and the ``extra`` ones a model
+    family reads (the file is only read)."""
     raw = read_table(path, encoding)
     missing = [c for c in [*formula.columns, *([cluster] if cluster else [])]
                if c not in raw.columns]
     if missing:
         raise DataError(f"{path}: the formula names column(s) {missing} that the file lacks "
                         f"(present: {list(raw.columns)[:20]}) [rule: required columns]")
+    absent = [rule for rule in extra if rule.name not in raw.columns]
+    if absent:
+        raise DataError(f"{path}: the {absent[0].description} '{absent[0].name}' is not a "
+                        f"column of the file (present: {list(raw.columns)[:20]}) "
+                        "[rule: required columns]")
     frame = raw if formula.time else raw.assign(**{_ROW_KEY: range(len(raw))})
-    contract = _contract(formula, cluster)
+    contract = _contract(formula, cluster, extra)
     checked = validate_panel(frame, contract, source=str(path),
                              needed=[c.name for c in contract.columns])
     if cluster:
@@ -118,8 +147,11 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     from models.panel.fe import fit_twfe
 
     formula = parse_formula(request.formula)
+    if request.model in FAMILIES:
+        return _run_family(request, formula, progress)
     if request.model not in ("twfe", "iv"):
-        raise ValueError(f"--model must be 'twfe' or 'iv', not '{request.model}'")
+        raise ValueError(f"--model must be one of twfe, iv, {', '.join(FAMILIES)}, not "
+                         f"'{request.model}'")
     if request.model == "twfe" and formula.endogenous:
         raise ValueError(f"formula '{request.formula}' instruments {list(formula.endogenous)}: "
                          "fit it with --model iv")
@@ -222,6 +254,39 @@ def _run_iv(request: FitRequest, formula: PanelFormula, frame: pd.DataFrame, out
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
     _write_report(results, frame, label, request, out, fits)
+    return results
+
+
+def _family_rules(request: FitRequest) -> tuple[ColumnRule, ...]:
+    if request.model == "threshold":
+        return (ColumnRule(request.threshold_variable, "float",
+                           description="threshold variable (--threshold-variable)"),)
+    if request.model == "event_study":
+        return (ColumnRule(request.treat, "float", description="treatment column (--treat)"),)
+    return tuple(ColumnRule(m, "float", description="mediator (--mediator)",
+                            varies_within=True) for m in request.mediators)
+
+
+def _run_family(request: FitRequest, formula: PanelFormula, progress) -> pd.DataFrame:
+    """``--model threshold | event_study | mediation`` (:mod:`inference.fit_families`)."""
+    from inference.fit_families import check_family_data, check_family_request, run_family
+    from inference.priors import priors_for, read_prior_entries
+
+    check_family_request(request, formula)
+    out = check_output_folder(Path(request.out), [("--data", request.data),
+                                                  ("--priors", request.prior_file)])
+    entries = read_prior_entries(request.prior_file, list(request.priors or ())) or None
+    family = {"threshold": "panel", "event_study": "event_study", "mediation": "mediation"}
+    priors_for(entries, family[request.model])
+    frame = load_user_panel(request.data, formula, request.cluster, request.encoding,
+                            _family_rules(request))
+    check_family_data(request, formula, frame)
+    start_run(out, f"fit --model {request.model}")
+    results, fits = run_family(request, formula, frame, out, entries, request.sampling,
+                               progress)
+    finish_run(out, "complete", not_converged=[p for f in fits.values()
+                                               for p in f.convergence_problems()])
+    _write_report(results, frame, f"user data: {request.data.name}", request, out, fits)
     return results
 
 

@@ -105,7 +105,8 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     and ``negbin_rate_ratio_Treat_x_<year>``). Each fit adds ``pretrend_probability``
     (option ``pretrend_band``, default 0.05), ``post_average``, ``post_cumulative``,
     ``peak_effect``, ``peak_year`` and ``rm_Mbar_<m>`` rows. The event-path prior comes from
-    :func:`path_prior_choice`; the panel roles from the user's priors.
+    :func:`path_prior_choice`; the panel roles from the user's priors. The ``transform``
+    option (``log1p`` by default, ``none``: the outcome as given) applies to the normal fit.
     """
     from inference.estimators.event_study_rows import (
         bayesian_path,
@@ -131,6 +132,7 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
             sample, spec.outcome, options.get("treat", "sec_share_2015"),
             controls=list(spec.regressors), unit=settings.unit, time=settings.time,
             reference=reference, likelihood=likelihood, path_prior=path_prior, priors=panel,
+            transform=options.get("transform") if likelihood == "normal" else None,
             seed=settings.seed, **settings.sampling)
         fits["" if likelihood == "normal" else likelihood] = fit
         prefix = "" if likelihood == "normal" else f"{likelihood}_"

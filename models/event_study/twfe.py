@@ -77,7 +77,9 @@ class EventStudyFit:
 def treatment_indicator(
     frame: pd.DataFrame, variable: str, unit: str = "city"
 ) -> pd.Series:
-    """Treat_i = 1[v_i > median_j v_j], the median taken over units (one value per unit).
+    """Treat_i = 1[v_i > median_j v_j], the median taken over units (one value per unit); a
+    0/1 column is the treatment itself (its median would put every unit in one group when at
+    least half the units are treated).
 
     Returns a 0/1 integer series aligned with ``frame``'s rows.
 
@@ -100,7 +102,10 @@ def treatment_indicator(
         raise DataError(f"column '{variable}' is missing for {unit} {list(lacking[:5])} "
                         "[rule: every unit needs its treatment variable]")
     per_unit = spread["max"]
-    treated = (per_unit > per_unit.median()).astype(int)
+    if set(per_unit.unique()) <= {0, 1}:
+        treated = per_unit.astype(int)
+    else:
+        treated = (per_unit > per_unit.median()).astype(int)
     return frame[unit].map(treated).astype(int).rename("treat")
 
 

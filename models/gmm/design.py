@@ -10,7 +10,8 @@ system GMM by the level equations at t = t_l..T. Instruments (each an (N, rows) 
   column per period, or one in all with ``collapse``. Missing instruments are 0.
 * IV-style w: Delta w_it in the differenced rows and, in system GMM, w_it in the level rows of
   the same column (``xtabond2``'s ``iv(w)``), or in the differenced rows alone
-  (``iv(w, eq(diff))``, Stata's ``xtdpdsys``); year dummies are IV-style; system GMM has a
+  (``iv(w, eq(diff))``, Stata's ``xtdpdsys``), or w_it in the level rows alone
+  (``iv(w, eq(level))``); year dummies are IV-style; system GMM has a
   constant in the level rows.
 
 A row of the regression is used where the outcome and every regressor are observed; an
@@ -103,13 +104,14 @@ def build_design(
     iv_terms: list[tuple[str, int]],
     *,
     iv_diff_terms: list[tuple[str, int]] = (),
+    iv_level_terms: list[tuple[str, int]] = (),
     level: bool,
     time_dummies: bool,
     collapse: bool,
 ) -> Design:
     """Stack the equations and instruments (see the module docstring)."""
     n_units, n_periods = next(iter(column.values())).shape
-    max_lag = max(lag for _, lag in [*x_terms, *iv_terms, *iv_diff_terms])
+    max_lag = max(lag for _, lag in [*x_terms, *iv_terms, *iv_diff_terms, *iv_level_terms])
     if level:
         first_level = max([max_lag, *(max(a - 1, 0) for a, _ in gmm.values())])
         first_diff = first_level + 1
@@ -171,6 +173,11 @@ def build_design(
         row[:, n_diff:] = 0.0
         z_rows.append(row)
         labels.append(f"iv_diff {term_name(name, lag)}")
+    for name, lag in iv_level_terms:
+        values = lagged(column[name], lag)
+        row = np.concatenate([np.zeros((n_units, n_diff)), values[:, level_t]], axis=1)
+        z_rows.append(row)
+        labels.append(f"iv_level {term_name(name, lag)}")
     if level:
         for name, (low, _high) in gmm.items():
             lag = max(low - 1, 0)

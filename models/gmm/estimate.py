@@ -24,7 +24,8 @@ Tests
 Arellano-Bond AR(m) in the differenced residuals of the step reported. Hansen's J is the
 two-step criterion, ``(Z'u2)' (sum_i Z_i' u1_i u1_i' Z_i)^-1 (Z'u2)``; Sargan's statistic is
 ``(Z'u1)' (sum_i Z_i' H Z_i)^-1 (Z'u1) / s2``, the one-step criterion scaled by the one-step
-residual variance. Both are chi2 with (instruments - parameters) degrees of freedom.
+residual variance, s2 = sum (Delta u1)^2 / (2 N), N the reported observations. Both are chi2
+with (linearly independent instruments - parameters) degrees of freedom.
 
 Reported N: the level-equation observations for system GMM, the differenced ones for
 difference GMM, as ``xtabond2`` prints "Number of obs".
@@ -155,6 +156,7 @@ def fit_dynamic_gmm(
     gmm: dict[str, tuple[int, int | None]] | None = None,
     iv: Sequence[str] | None = None,
     iv_diff: Sequence[str] | None = None,
+    iv_level: Sequence[str] | None = None,
     unit: str = "city",
     time: str = "year",
     level: bool = True,
@@ -187,15 +189,19 @@ def fit_dynamic_gmm(
     iv_diff
         IV-style instruments of the differenced equations alone (``iv(w, eq(diff))``; what
         Stata's ``xtdpdsys`` does with the exogenous regressors).
+    iv_level
+        IV-style instruments of the level equations alone (``iv(w, eq(level))``, w in levels;
+        system GMM only).
     exogenous_regressors
         True: every regressor term that is not GMM-style is taken as exogenous and added to
         the IV-style instruments (after ``iv``), at the lags it enters with. False: only
         ``gmm`` and ``iv`` instrument, as in an ``xtabond2`` command line.
     small
         ``xtabond2``'s ``small``: the covariance times ``G / (G - 1) * N / (N - k)``, G units,
-        N the reported observations and k the slopes without the constant (the constant that
-        reproduces ``xtabond2 ..., twostep robust small`` on the Arellano-Bond data to the
-        printed seven digits, ``tests/models/gmm``), and t tests with G - 1 degrees of
+        N the reported observations and k the number of coefficients less one, in system and
+        in difference GMM alike (the constant that reproduces ``xtabond2 ..., twostep robust
+        small`` and Roodman's (2009) ``nolevel robust small`` on the Arellano-Bond data to
+        the printed seven digits, ``tests/models/gmm``), and t tests with G - 1 degrees of
         freedom.
     h
         ``xtabond2``'s ``h(#)``, the one-step weight of the stacked errors: 3 (default) as in
@@ -254,19 +260,25 @@ def fit_dynamic_gmm(
         x_terms += [(name, lag) for lag in lags.get(name, [0])]
     iv_terms = [parse_lagged(term) for term in (iv or [])]
     iv_diff_terms = [parse_lagged(term) for term in (iv_diff or [])]
-    both = sorted({name for name, _ in [*iv_terms, *iv_diff_terms]} & set(gmm))
+    iv_level_terms = [parse_lagged(term) for term in (iv_level or [])]
+    if iv_level_terms and not level:
+        raise ValueError("iv_level instruments the level equations, which difference GMM "
+                         "(level=False) does not have")
+    iv_style = [*iv_terms, *iv_diff_terms, *iv_level_terms]
+    both = sorted({name for name, _ in iv_style} & set(gmm))
     if both:
         raise ValueError(f"{both} cannot be both GMM-style and IV-style instruments")
     for name, lag in x_terms[len(y_lags):] if exogenous_regressors else []:
-        if name not in gmm and (name, lag) not in [*iv_terms, *iv_diff_terms]:
+        if name not in gmm and (name, lag) not in iv_style:
             iv_terms.append((name, lag))
 
     names = list(dict.fromkeys([outcome, *regressors, *gmm,
-                                *(n for n, _ in [*iv_terms, *iv_diff_terms])]))
+                                *(n for n, _ in [*iv_terms, *iv_diff_terms, *iv_level_terms])]))
     cube, periods, _units = balanced_cube(frame, unit, time, names)
     column = {name: cube[:, :, k] for k, name in enumerate(names)}
     design = build_design(column, periods, outcome, x_terms, gmm, iv_terms,
-                          iv_diff_terms=iv_diff_terms, level=level,
+                          iv_diff_terms=iv_diff_terms, iv_level_terms=iv_level_terms,
+                          level=level,
                           time_dummies=time_dummies, collapse=collapse)
     if design.z.shape[1] < design.x.shape[2]:
         raise DataError(f"{design.z.shape[1]} instruments for {design.x.shape[2]} parameters "
@@ -319,7 +331,10 @@ def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool
     vcov2 = _windmeijer(step2, step1, vcov1, z, x, n_units)
 
     n_params = x.shape[2]
-    df = z.shape[1] - n_params
+    # xtabond2 counts linearly independent instruments: differenced year dummies sum to zero,
+    # so a full set of them (iv(yr*) with nolevel) carries one column too many.
+    n_instruments = int(np.linalg.matrix_rank(z.transpose(0, 2, 1).reshape(-1, z.shape[1])))
+    df = n_instruments - n_params
     zs2 = step2["zs"]
     j_stat = float(zs2 @ step2["w_inv"] @ zs2) / n_units
     sargan = _sargan(step1, design, w1)
@@ -329,14 +344,15 @@ def _estimate(design: Design, outcome: str, y_lags: tuple[int, ...], level: bool
     n_obs_diff = int(design.used[:, :design.n_diff].sum())
     if small:
         n_obs = n_obs_level if level else n_obs_diff
-        slopes = n_params - (1 if level else 0)
+        # xtabond2 subtracts one coefficient also under nolevel, where there is no constant.
+        slopes = n_params - 1
         cov = cov * n_units / (n_units - 1) * n_obs / (n_obs - slopes)
     return DynamicGMMFit(
         outcome=outcome, terms=design.terms, beta=reported["beta"], cov=cov,
         beta_one_step=step1["beta"], cov_one_step=vcov1, ar=ar,
         hansen=(j_stat, df, float(stats.chi2.sf(j_stat, df))),
         sargan=(sargan, df, float(stats.chi2.sf(sargan, df))),
-        n_instruments=int(z.shape[1]), n_units=n_units,
+        n_instruments=n_instruments, n_units=n_units,
         n_obs_level=n_obs_level, n_obs_diff=n_obs_diff,
         instruments=design.instruments, estimator="system" if level else "difference",
         steps=steps, outcome_lags=y_lags, small=small,
@@ -347,12 +363,12 @@ def _sargan(step1: dict, design: Design, w1: np.ndarray) -> float:
     """The one-step criterion over the one-step error variance (see the module docstring)."""
     resid = step1["resid"]
     used = design.used
-    if design.n_level:
-        levels = resid[:, design.n_diff:][used[:, design.n_diff:]]
-        s2 = float(levels @ levels) / levels.size
-    else:
-        diffs = resid[:, :design.n_diff][used[:, :design.n_diff]]
-        s2 = float(diffs @ diffs) / (2 * diffs.size)
+    diffs = resid[:, :design.n_diff][used[:, :design.n_diff]]
+    # xtabond2: half the mean squared differenced residual, the mean taken over the reported
+    # observations (the level ones in system GMM); matched to Roodman's (2009) printed
+    # Sargan statistics of both estimators.
+    n_reported = int(used[:, design.n_diff:].sum()) if design.n_level else diffs.size
+    s2 = float(diffs @ diffs) / (2 * n_reported)
     zs = step1["zs"]
     return float(zs @ np.linalg.pinv(w1) @ zs) / s2
 
