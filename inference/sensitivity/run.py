@@ -17,6 +17,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,10 +158,35 @@ def run_sensitivity(options: SensitivityOptions,
             **common, "spec_ref": ref, "priors": priors, "options": spec_options,
             "key_term": _key_term(study.name, spec), "power_scaling": power})
 
-    batch = {"store": out_dir / ".batch", "scheduler": options.scheduler,
-             "workers": options.workers, "progress": progress}
+    with ExitStack() as stack:
+        cluster = _SharedCluster(stack, out_dir / ".batch", options, progress)
+        return _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
+                    data_hash, started)
+
+
+class _SharedCluster:
+    """One Dask cluster for both batches (its workers keep the compiled models between them),
+    started only when a batch has a fit that is not stored yet."""
+
+    def __init__(self, stack: ExitStack, store: Path, options: SensitivityOptions, progress):
+        self.stack, self.store, self.options, self.progress = stack, store, options, progress
+        self.address = options.scheduler
+
+    def run(self, tasks: list[Task]) -> dict:
+        """:func:`inference.batch.run_batch` of ``tasks`` on the shared cluster."""
+        from inference.batch import ResultStore, dask_client
+
+        stored = ResultStore(self.store)
+        if self.address is None and any(stored.read(t.key) is None for t in tasks):
+            client = self.stack.enter_context(dask_client(None, self.options.workers))
+            self.address = client.scheduler.address
+        return run_batch(tasks, self.store, scheduler=self.address, progress=self.progress)
+
+
+def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling, data_hash,
+         started) -> SensitivityOutcome:
     defaults = {f"{s.table}/{s.column}": task(s, {}, {}, "default", power=True) for s in specs}
-    first = run_batch(defaults.values(), **batch)
+    first = cluster.run(list(defaults.values()))
     plans, second, power_jobs = [], [], {}
     for spec in specs:
         ref = f"{spec.table}/{spec.column}"
@@ -186,7 +212,7 @@ def run_sensitivity(options: SensitivityOptions,
             power_jobs[(ref, alpha)] = job.key
             second.append(job)
     unique = list({job.key: job for job in second}.values())
-    results = {**first, **run_batch(unique, **batch)}
+    results = {**first, **cluster.run(unique)}
     outcome = _write(study, specs, defaults, plans, power_jobs, results, out_dir, label,
                      suffix, sampling, options, data_hash)
     outcome.seconds = time.perf_counter() - started
@@ -195,7 +221,7 @@ def run_sensitivity(options: SensitivityOptions,
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["wall_s"] = round(outcome.seconds, 1)
     meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    progress(f"[{study.name}] sensitivity: {outcome.fits} fits, {outcome.seconds:.1f} s; "
+    cluster.progress(f"[{study.name}] sensitivity: {outcome.fits} fits, {outcome.seconds:.1f} s; "
              f"wrote {out_dir}")
     return outcome
 

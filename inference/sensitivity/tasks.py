@@ -141,10 +141,14 @@ def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | No
     """Fit the Bayesian adapter of ``spec_ref`` (``TABLE/COLUMN``) of ``study`` with
     ``priors`` (``{role[.term]: prior}`` on top of the defaults) and the spec ``options``
     changed; returns the JSON summary of the module docstring."""
+    import warnings
+
     from inference.estimators import BAYESIAN, Settings
     from inference.runner import sampling_settings
     from inference.samples import prepare_sample
 
+    # The workers sample with numba; PyTensor's C-backend BLAS notice does not apply.
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS", category=UserWarning)
     study_obj, dataset = load_inputs(study, data, encoding)
     spec = find_spec(study_obj, spec_ref)
     if options:
