@@ -33,7 +33,7 @@ from inference.sensitivity.tables import (
     plot_sequence,
     sequence_frame,
 )
-from inference.sensitivity.tasks import find_spec, load_inputs
+from inference.sensitivity.tasks import RESULT_VERSION, find_spec, load_inputs
 from models.bayes.priors import PriorSpecError
 
 TASK = "inference.sensitivity.tasks:refit"
@@ -153,7 +153,7 @@ def run_sensitivity(options: SensitivityOptions,
     def task(spec, priors: dict, spec_options: dict, what: str, power: bool = False) -> Task:
         ref = f"{spec.table}/{spec.column}"
         key = task_key(data_hash, study.name, dataclasses.asdict(spec), priors, spec_options,
-                       sampling, options.seed, options.quick, power)
+                       sampling, options.seed, options.quick, power, RESULT_VERSION)
         return Task(key=key, function=TASK, label=f"{ref} {what}", kwargs={
             **common, "spec_ref": ref, "priors": priors, "options": spec_options,
             "key_term": _key_term(study.name, spec), "power_scaling": power})

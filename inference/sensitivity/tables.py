@@ -106,7 +106,14 @@ def diagnosis_frame(study: str, spec: str, result: dict, refit_note: str,
     """``power_scaling_diagnosis.csv`` rows of one specification."""
     power = result.get("power_scaling", {})
     frame = pd.DataFrame(power.get("diagnosis", []))
-    if not len(frame):
+    if len(frame):
+        from models.bayes.power_scaling import diagnosis_words
+
+        # Worded here rather than on the worker, so stored fits keep up with the wording.
+        frame["diagnosis"] = [diagnosis_words(r.prior_sensitivity, r.likelihood_sensitivity,
+                                              r.max_pareto_k_prior, r.max_pareto_k_likelihood,
+                                              r.k_threshold) for r in frame.itertuples()]
+    else:
         frame = pd.DataFrame([{"quantity": "(all)", "diagnosis": "not computed: "
                                + power.get("error", "no log_prior / log_likelihood")}])
     frame.insert(0, "spec", spec)
@@ -148,7 +155,7 @@ def plot_grid(frame: pd.DataFrame, path: Path, suffix: str) -> Path | None:
                     fmt="o", color=colour, mfc=colour if row.converged else "white", capsize=2)
     ax.set_yticks(y, [_label(r) for r in fitted.itertuples()], fontsize=8)
     term = fitted["term"].iloc[0]
-    ax.set_xlabel(f"{term}: posterior mean and 94% HDI")
+    ax.set_xlabel(f"{term}: posterior mean and 94% HDI (hollow, grey: not converged)")
     ax.set_title(f"{fitted['spec'].iloc[0]} {term} under each prior{suffix}", fontsize=9)
     if claims:
         ax2 = axes[0][1]
@@ -202,6 +209,9 @@ def plot_sequence(frame: pd.DataFrame, path: Path, suffix: str, max_quantities: 
                 ax.scatter(refits["alpha"], refits[statistic], marker="x", color="k", s=30,
                            label="refit at the scaled prior")
             ax.set_xscale("log")
+            ticks = [0.8, 0.9, 1.0, 1.1, 1.25]
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+            ax.minorticks_off()
             ax.axvline(1.0, color="#888", lw=0.6, ls=":")
             ax.set_title(f"{quantity}: {statistic}", fontsize=9)
             if i == 1:

@@ -22,6 +22,8 @@ import pandas as pd
 # Terms whose power-scaling sequence is computed: the key term first, then the claims', then
 # the other terms of the model, up to this many.
 MAX_QUANTITIES = 12
+# Part of every task key: a change to what a task returns must not reuse older results.
+RESULT_VERSION = 1
 SUMMARY_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "prob_positive", "r_hat",
                    "ess_bulk")
 
@@ -130,7 +132,7 @@ def power_scaling_summary(idata, terms: list[str]) -> dict[str, list[dict]]:
             "quantity": name, "prior_sensitivity": prior_s, "likelihood_sensitivity": like_s,
             "max_pareto_k_prior": prior_k, "max_pareto_k_likelihood": like_k,
             "k_threshold": threshold,
-            "diagnosis": diagnosis_words(prior_s, like_s, max(prior_k, like_k), threshold)})
+            "diagnosis": diagnosis_words(prior_s, like_s, prior_k, like_k, threshold)})
     return {"sequence": sequence.to_dict("records"), "diagnosis": diagnosis}
 
 

@@ -101,10 +101,12 @@ def power_scaling_sequence(idata, quantities: dict[str, np.ndarray],
 
 
 def diagnosis_words(prior_sensitivity: float, likelihood_sensitivity: float,
-                    max_k: float, threshold: float, threshold_value: float = 0.05) -> str:
+                    prior_k: float, likelihood_k: float, threshold: float,
+                    threshold_value: float = 0.05) -> str:
     """The power-scaling verdict of one quantity in words (sensitivity >= ``threshold_value``
-    counts, as in Kallioinen et al.), with a warning where the Pareto k of the weights says the
-    importance-weighted estimate cannot be trusted."""
+    counts, as in Kallioinen et al.), with a warning for each component whose largest Pareto k
+    over the alphas (``prior_k``, ``likelihood_k``) exceeds ``threshold``: there the
+    importance-weighted sequence cannot be trusted."""
     if not (np.isfinite(prior_sensitivity) and np.isfinite(likelihood_sensitivity)):
         text = "not computed"
     elif prior_sensitivity >= threshold_value and likelihood_sensitivity >= threshold_value:
@@ -117,9 +119,13 @@ def diagnosis_words(prior_sensitivity: float, likelihood_sensitivity: float,
         text = "data-driven: the likelihood, not the prior, determines it"
     else:
         text = "insensitive to either (data-driven)"
-    if np.isfinite(max_k) and max_k > threshold:
-        text += (f"; importance weights unreliable (Pareto k {max_k:.2f} > {threshold:.2f}), "
-                 "see the refit at the scaled prior")
+    if np.isfinite(prior_k) and prior_k > threshold:
+        text += (f"; prior-scaling weights unreliable at the far alphas (Pareto k {prior_k:.2f}"
+                 f" > {threshold:.2f}): read the refit at the scaled prior instead")
+    if np.isfinite(likelihood_k) and likelihood_k > threshold:
+        text += (f"; likelihood-scaling weights unreliable at the far alphas (Pareto k "
+                 f"{likelihood_k:.2f} > {threshold:.2f}): those points of the sequence are not "
+                 "to be read")
     return text
 
 

@@ -150,3 +150,15 @@ def test_scaled_lkj_and_impossible_powers():
         power_scaled_prior(Prior.of("cauchy", 0, 1), 0.4)
     with pytest.raises(PriorSpecError, match="alpha"):
         power_scaled_prior(Prior.of("normal", 0, 1), -1)
+
+
+def test_diagnosis_words_name_the_case_and_the_unreliable_component():
+    from models.bayes.power_scaling import diagnosis_words
+
+    assert diagnosis_words(0.2, 0.3, 0.1, 0.1, 0.7).startswith("prior-data conflict")
+    assert diagnosis_words(0.2, 0.01, 0.1, 0.1, 0.7).startswith("strong prior, weak likelihood")
+    assert diagnosis_words(0.01, 0.2, 0.1, 0.1, 0.7) == (
+        "data-driven: the likelihood, not the prior, determines it")
+    text = diagnosis_words(0.01, 0.2, 0.1, 1.3, 0.7)
+    assert "likelihood-scaling weights unreliable" in text and "prior-scaling" not in text
+    assert "refit at the scaled prior" in diagnosis_words(0.01, 0.2, 0.9, 0.1, 0.7)
