@@ -37,7 +37,7 @@ def _grid_table(rows: pd.DataFrame) -> str:
     body = []
     for row in rows.itertuples():
         converged = bool(row.converged)
-        style = "" if converged else " class='unconverged'"
+        style = "" if converged else " style='color:#999;text-decoration:line-through'"
         number = (f"{fmt(row.mean)} ({fmt(row.sd)}) [{fmt(row.hdi_low)}, {fmt(row.hdi_high)}]"
                   if pd.notna(row.mean) else "&mdash;")
         cells = "".join(f"<td{style}>{fmt(getattr(row, c), 3)}</td>" for c in claims)
