@@ -135,6 +135,9 @@ def run_sensitivity(options: SensitivityOptions,
     from inference.runner import sampling_settings
 
     started = time.perf_counter()
+    if options.scheduler is not None and options.workers is not None:
+        raise ValueError("--workers sizes a local cluster; with --scheduler the cluster's own "
+                         "workers run the batch")
     read_grid(options.grid, [])  # a bad grid file stops the run before anything is fitted
     study, dataset = load_inputs(options.study, str(options.data) if options.data else None)
     specs = _chosen_specs(study, options.specs)
