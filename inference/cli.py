@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--spec", action="append", default=[], metavar="TABLE/COLUMN",
                              help="a specification to refit, e.g. 2/6 (repeatable; default: "
                              "every one with a Bayesian counterpart)")
-    sensitivity.add_argument("--grid", type=Path, help="TOML file of prior alternatives "
+    sensitivity.add_argument("--grid", type=Path, metavar="FILE.toml",
+                             help="TOML file of prior alternatives "
                              "(format in the README)")
     sensitivity.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
     sensitivity.add_argument("--out", type=Path,
@@ -71,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                              help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
     sensitivity.add_argument("--seed", type=_seed, default=20250401,
                              help="fixes all randomness (0 to 2**32 - 1)")
-    sensitivity.add_argument("--data", type=Path, help="your own panel (default: the "
+    sensitivity.add_argument("--data", type=Path, metavar="FILE",
+                             help="your own panel (default: the "
                              "embedded panel of the study)")
 
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
