@@ -182,3 +182,41 @@ def test_quick_run_end_to_end_and_its_resume(tmp_path):
     assert not any("Dask worker(s)" in line for line in again)
     assert all("to run" not in line or " 0 to run" in line for line in again if "batch:" in line)
     pd.testing.assert_frame_equal(first.grid, second.grid)
+
+
+def test_refit_at_the_scaled_prior_and_resume(tmp_path, monkeypatch):
+    """With a stand-in fit whose posterior is exact: the prior-scaling weights flagged at
+    alpha 0.8 lead to a refit with the slope's prior sd 2 / sqrt(0.8), a grid alternative gets
+    the numbers of its prior, and a rerun reuses every fit without starting a cluster."""
+    import inference.sensitivity.run as run
+    from inference.sensitivity import SensitivityOptions, run_sensitivity
+    from tests.inference.sensitivity_tasks import posterior
+
+    monkeypatch.setattr(run, "TASK", "tests.inference.sensitivity_tasks:fake_refit")
+    grid = write(tmp_path, "[defaults]\nreplace = true\n[slope.AI]\ntight = { scale = 0.1 }\n"
+                 "[group_sd]\nwide = { scale = 2 }\n")
+    options = SensitivityOptions(study="zhao2025", specs=("2/6",), grid=grid,
+                                 out=tmp_path / "out", workers=1)
+    first = run_sensitivity(options, progress=lambda _line: None)
+    table = first.grid.set_index("alternative")
+    assert table.loc["tight", "prior"] == "slope.AI=normal(0, 0.2)"
+    mean, sd = posterior(0.2)
+    assert table.loc["tight", "mean"] == pytest.approx(mean, rel=1e-12)
+    default_mean, default_sd = posterior(2.0)
+    assert table.loc["tight", "shift_sd"] == pytest.approx((mean - default_mean) / default_sd)
+    assert table.loc["wide", "convergence"].startswith("not fitted: 2/6: [group_sd] wide")
+    assert table.loc["default", "claim_ai_raises_innovation"] == 0.99
+    refits = first.sequence[first.sequence["method"] == "refit at the scaled prior"]
+    assert list(refits["alpha"]) == [0.8]
+    assert refits["mean"].iloc[0] == pytest.approx(posterior(2 / math.sqrt(0.8))[0], rel=1e-5)
+    note = first.diagnosis["refit"].iloc[0]
+    assert "refitted with every prior raised to alpha in closed form at 0.8" in note
+    assert "read the refit at the scaled prior" in first.diagnosis["diagnosis"].iloc[0]
+    assert len(list((tmp_path / "out" / ".batch").glob("*.json"))) == 3
+    lines: list[str] = []
+    second = run_sensitivity(options, progress=lines.append)
+    assert [line for line in lines if line.startswith("batch:")] == [
+        "batch: 1 fits, 1 finished before (reused), 0 to run",
+        "batch: 2 fits, 2 finished before (reused), 0 to run"]
+    pd.testing.assert_frame_equal(first.grid, second.grid)
+    pd.testing.assert_frame_equal(first.sequence, second.sequence)
