@@ -150,7 +150,11 @@ def run_sensitivity(options: SensitivityOptions,
     data_hash = file_hash(dataset.path)
     label, suffix = dataset.label, (" (SYNTHETIC data)" if dataset.synthetic else "")
     progress(f"[{study.name}] sensitivity of {len(specs)} specification(s); data: {label}")
-    common = {"study": options.study, "data": str(options.data) if options.data else None,
+    # Absolute, so that workers started elsewhere (a --scheduler's) find the same file.
+    data = str(Path(options.data).resolve()) if options.data else None
+    where = (str(Path(options.study).resolve()) if str(options.study).endswith(".toml")
+             else options.study)
+    common = {"study": where, "data": data,
               "sampling": sampling, "seed": options.seed, "quick": options.quick}
 
     def task(spec, priors: dict, spec_options: dict, what: str, power: bool = False) -> Task:
@@ -176,14 +180,31 @@ class _SharedCluster:
         self.address = options.scheduler
 
     def run(self, tasks: list[Task]) -> dict:
-        """:func:`inference.batch.run_batch` of ``tasks`` on the shared cluster."""
-        from inference.batch import ResultStore, dask_client
+        """:func:`inference.batch.run_batch` of ``tasks`` on the shared cluster; a task that
+        failed maps to ``{"failed": message}`` (it is not stored, so a rerun tries it again)."""
+        from inference.batch import BatchError, ResultStore, dask_client
 
         stored = ResultStore(self.store)
         if self.address is None and any(stored.read(t.key) is None for t in tasks):
             client = self.stack.enter_context(dask_client(None, self.options.workers))
             self.address = client.scheduler.address
-        return run_batch(tasks, self.store, scheduler=self.address, progress=self.progress)
+        try:
+            return run_batch(tasks, self.store, scheduler=self.address, progress=self.progress)
+        except BatchError as error:
+            messages = dict(error.failures)
+            results = {}
+            for t in tasks:
+                saved = stored.read(t.key)
+                results[t.key] = saved if saved is not None else {
+                    "failed": messages.get(t.label or t.key, "the fit failed")}
+            return results
+
+
+def _failure(result: dict | None) -> str:
+    """Why a task result holds no fit ('' when it does)."""
+    if result is None:
+        return "no result"
+    return f"the fit failed: {result['failed']}" if "failed" in result else ""
 
 
 def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling, data_hash,
@@ -194,6 +215,8 @@ def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
     for spec in specs:
         ref = f"{spec.table}/{spec.column}"
         result = first[defaults[ref].key]
+        if _failure(result):
+            continue
         term = _key_term(study.name, spec)
         record = result.get("priors", {})
         means = {row["term"]: row["estimate"] for row in result.get("rows", [])}
@@ -224,8 +247,10 @@ def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     meta["wall_s"] = round(outcome.seconds, 1)
     meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    cluster.progress(f"[{study.name}] sensitivity: {outcome.fits} fits, {outcome.seconds:.1f} s; "
-             f"wrote {out_dir}")
+    failed = sum(1 for r in results.values() if _failure(r))
+    cluster.progress(f"[{study.name}] sensitivity: {outcome.fits} fits"
+                     f"{f' ({failed} failed, listed in prior_grid.csv)' if failed else ''}, "
+                     f"{outcome.seconds:.1f} s; wrote {out_dir}")
     return outcome
 
 
@@ -241,6 +266,14 @@ def _write(study, specs, defaults, plans, power_jobs, results, out_dir: Path, la
         ref = f"{spec.table}/{spec.column}"
         default = results[defaults[ref].key]
         term = _key_term(study.name, spec)
+        if _failure(default):
+            grid_rows.append(grid_row(study.name, ref, spec.kind, "default", "default", "",
+                                      None, term, None, [], _failure(default)))
+            diagnoses.append(pd.DataFrame([{"study": study.name, "spec": ref,
+                                            "quantity": "(all)",
+                                            "diagnosis": f"not computed: {_failure(default)}",
+                                            "data_label": label}]))
+            continue
         ids = [c for c in claim_ids if c in default.get("claims", {})]
         grid_rows.append(grid_row(study.name, ref, spec.kind, "default", "default",
                                   "; ".join(f"{k}={v}" for k, v in default["priors"].items()),
@@ -248,11 +281,15 @@ def _write(study, specs, defaults, plans, power_jobs, results, out_dir: Path, la
         for plan_spec, alternative, job, written, why in plans:
             if plan_spec is not spec:
                 continue
-            grid_rows.append(grid_row(
-                study.name, ref, spec.kind, alternative.role, alternative.name, written,
-                results.get(job.key) if job else None, term, default, ids, why))
+            fitted = results.get(job.key) if job else None
+            if job and _failure(fitted):
+                fitted, why = None, _failure(fitted)
+            grid_rows.append(grid_row(study.name, ref, spec.kind, alternative.role,
+                                      alternative.name, written, fitted, term, default, ids,
+                                      why))
         alphas, likelihood_flagged = _flagged_alphas(default)
         refits = [(alpha, results.get(power_jobs.get((ref, alpha), ""))) for alpha in alphas]
+        refits = [(alpha, None if _failure(r) else r) for alpha, r in refits]
         _, left = _scaled_record(default.get("priors", {}), 1.0)
         note = _refit_note(alphas, likelihood_flagged, refits, left)
         sequence = sequence_frame(study.name, ref, default,

@@ -22,6 +22,8 @@ def posterior(prior_sd: float) -> tuple[float, float]:
 def fake_refit(spec_ref: str, priors: dict | None = None, power_scaling: bool = False,
                **_ignored) -> dict:
     """The summary :func:`inference.sensitivity.tasks.refit` returns, for the model above."""
+    if "unit_sd" in (priors or {}) and "slope.AI" not in priors:
+        raise ValueError("simulated failure of a unit_sd refit")
     used = {**DEFAULT, **(priors or {})}
     mean, sd = posterior(parse_prior(used["slope.AI"]).kwargs["sigma"])
     result = {"spec": spec_ref, "kind": "twfe", "problems": [], "priors": used,

@@ -194,7 +194,7 @@ def test_refit_at_the_scaled_prior_and_resume(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run, "TASK", "tests.inference.sensitivity_tasks:fake_refit")
     grid = write(tmp_path, "[defaults]\nreplace = true\n[slope.AI]\ntight = { scale = 0.1 }\n"
-                 "[group_sd]\nwide = { scale = 2 }\n")
+                 "[group_sd]\nwide = { scale = 2 }\n[unit_sd]\nboom = { scale = 3 }\n")
     options = SensitivityOptions(study="zhao2025", specs=("2/6",), grid=grid,
                                  out=tmp_path / "out", workers=1)
     first = run_sensitivity(options, progress=lambda _line: None)
@@ -205,6 +205,8 @@ def test_refit_at_the_scaled_prior_and_resume(tmp_path, monkeypatch):
     default_mean, default_sd = posterior(2.0)
     assert table.loc["tight", "shift_sd"] == pytest.approx((mean - default_mean) / default_sd)
     assert table.loc["wide", "convergence"].startswith("not fitted: 2/6: [group_sd] wide")
+    assert table.loc["boom", "convergence"] == ("not fitted: the fit failed: ValueError: "
+                                                "simulated failure of a unit_sd refit")
     assert table.loc["default", "claim_ai_raises_innovation"] == 0.99
     refits = first.sequence[first.sequence["method"] == "refit at the scaled prior"]
     assert list(refits["alpha"]) == [0.8]
@@ -215,8 +217,9 @@ def test_refit_at_the_scaled_prior_and_resume(tmp_path, monkeypatch):
     assert len(list((tmp_path / "out" / ".batch").glob("*.json"))) == 3
     lines: list[str] = []
     second = run_sensitivity(options, progress=lines.append)
-    assert [line for line in lines if line.startswith("batch:")] == [
+    # Only the failed fit is tried again.
+    assert [line for line in lines if "finished before" in line] == [
         "batch: 1 fits, 1 finished before (reused), 0 to run",
-        "batch: 2 fits, 2 finished before (reused), 0 to run"]
+        "batch: 3 fits, 2 finished before (reused), 1 to run"]
     pd.testing.assert_frame_equal(first.grid, second.grid)
     pd.testing.assert_frame_equal(first.sequence, second.sequence)
