@@ -171,7 +171,8 @@ def read_grid(path: str | Path | None, defaults: list[Alternative]) -> list[Alte
         return list(defaults)
     path = Path(path)
     if not path.is_file():
-        raise PriorSpecError(f"--grid {path}: file not found")
+        what = "is a folder, expected a TOML file" if path.is_dir() else "file not found"
+        raise PriorSpecError(f"--grid {path}: {what}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

@@ -69,7 +69,9 @@ def power_scaled_weights(log_density: np.ndarray, alpha: float,
     raw = (float(alpha) - 1.0) * np.asarray(log_density, dtype=float)
     if alpha == 1.0 or np.ptp(raw) == 0.0:
         return np.full(raw.shape, -np.log(raw.size)), 0.0
-    smoothed, k = az.psislw(raw - raw.max(), reff=reff)
+    # ArviZ's tail fit overflows harmlessly in exp for heavy tails; k reports them.
+    with np.errstate(over="ignore"):
+        smoothed, k = az.psislw(raw - raw.max(), reff=reff)
     return np.asarray(smoothed, dtype=float), float(np.asarray(k))
 
 

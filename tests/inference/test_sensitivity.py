@@ -96,6 +96,8 @@ def test_bad_grid_entries_name_the_role_and_entry(tmp_path, text, words):
 def test_missing_grid_file_is_named(tmp_path):
     with pytest.raises(PriorSpecError, match="--grid .*nothere.toml: file not found"):
         read_grid(tmp_path / "nothere.toml", [])
+    with pytest.raises(PriorSpecError, match="is a folder, expected a TOML file"):
+        read_grid(tmp_path, [])
 
 
 def test_relative_alternatives_resolve_against_the_default_priors():
@@ -153,7 +155,6 @@ def test_cli_rejects_a_bad_grid_and_spec_with_status_2(tmp_path, capsys):
     assert "--spec 9/9" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 def test_quick_run_end_to_end_and_its_resume(tmp_path):
     """One spec, a two-alternative grid; the default fit's slope must match the frequentist
     within estimate (weak default priors), the tighter prior must pull it toward 0, and a
