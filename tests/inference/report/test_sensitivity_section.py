@@ -20,6 +20,7 @@ def result(mean, sd, problems=(), claim=0.99):
 
 
 def folder_with_grid(tmp_path):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     default = result(0.25, 0.05)
     rows = [grid_row("zhao2025", "2/6", "twfe", "default", "default", "slope.AI=normal(0, 18)",
                      default, "AI", default, ["ai_raises_innovation"]),
@@ -66,3 +67,16 @@ def test_section_shows_every_alternative_next_to_the_default(tmp_path):
 
 def test_no_section_without_a_grid(tmp_path):
     assert sensitivity_section(tmp_path) == ""
+
+
+def test_the_study_report_shows_the_sensitivity_folder(tmp_path):
+    from inference.report import build_report
+    from tests.inference.report.fixture_runs import fixture_run
+
+    run = fixture_run("zhao2025", tmp_path / "run")
+    folder_with_grid(run / "sensitivity")
+    page = build_report("zhao2025", run, progress=lambda _m: None).read_text(encoding="utf-8")
+    start = page.index("<section id='prior-grid'>")
+    section = page[start:page.index("</section>", start)]
+    assert "Prior grid and power-scaling sequence" in section
+    assert "0.2000 (0.0500) [0.1000, 0.3000]" in section
