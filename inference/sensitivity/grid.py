@@ -55,10 +55,12 @@ class Alternative:
 
     @property
     def base_role(self) -> str:
+        """The role without its term (``slope`` of ``slope.AI``)."""
         return self.role.partition(".")[0]
 
     @property
     def is_option(self) -> bool:
+        """Whether the role is an option of the specification rather than a prior."""
         return self.role in OPTION_ROLES
 
 

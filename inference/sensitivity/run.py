@@ -158,6 +158,7 @@ def run_sensitivity(options: SensitivityOptions,
               "sampling": sampling, "seed": options.seed, "quick": options.quick}
 
     def task(spec, priors: dict, spec_options: dict, what: str, power: bool = False) -> Task:
+        """The batch task of one fit of ``spec`` with ``priors`` and ``spec_options``."""
         ref = f"{spec.table}/{spec.column}"
         key = task_key(data_hash, study.name, dataclasses.asdict(spec), priors, spec_options,
                        sampling, options.seed, options.quick, power, RESULT_VERSION)
