@@ -39,6 +39,9 @@ OPTION_ROLES: dict[str, tuple[str, ...]] = {
     "likelihood": ("normal", "student_t", "negbin"),
     "threshold_prior": ("uniform", "uniform_value"),
 }
+# The specification kinds whose adapter reads each option.
+OPTION_KINDS: dict[str, tuple[str, ...]] = {"likelihood": ("twfe",),
+                                            "threshold_prior": ("threshold",)}
 LKJ_ROLES = ("rho", "mediator_corr")
 RELATIVE_KEYS = {"scale", "family", "nu", "sceptical"}
 SCEPTICAL_Z = 1.645
@@ -85,9 +88,8 @@ def default_grid(kind: str, key_term: str | None, options: dict | None = None
         table[slope]["sceptical"] = {"sceptical": True}
     if kind in ("twfe", "heterogeneity", "event_study"):
         table.update(_scales("unit_sd", "year_sd"))
-        current = options.get("likelihood", "normal")
-        if current == "normal":
-            table["likelihood"] = {"student_t": "student_t"}
+    if kind == "twfe" and options.get("likelihood", "normal") == "normal":
+        table["likelihood"] = {"student_t": "student_t"}
     if kind == "heterogeneity":
         table.update(_scales("group_sd"))
     if kind == "threshold":
@@ -249,16 +251,21 @@ def relative_prior(default: Prior, change: dict, where: str,
 
 
 def resolve_alternative(alternative: Alternative, record: dict[str, str],
-                        means: dict[str, float], where: str
+                        means: dict[str, float], where: str, kind: str | None = None
                         ) -> tuple[dict[str, str], dict[str, str]]:
     """(prior overrides, spec option overrides) of one alternative.
 
     ``record`` is the default fit's priors (``{"slope.AI": "normal(0, 1.2)", ...}``), ``means``
-    its posterior means by term. A relative entry of a role-wide name (``slope``) changes every
+    its posterior means by term, ``kind`` the specification's kind (an option its adapter
+    does not read is refused). A relative entry of a role-wide name (``slope``) changes every
     recorded entry of that role.
     """
     role, value = alternative.role, alternative.value
     if alternative.is_option:
+        if kind is not None and kind not in OPTION_KINDS[role]:
+            raise PriorSpecError(f"{where}: [{role}] {alternative.name}: a {kind} "
+                                 f"specification has no {role} option (it applies to "
+                                 f"{', '.join(OPTION_KINDS[role])})")
         return {}, {role: value}
     if not isinstance(value, dict):
         return {role: value}, {}

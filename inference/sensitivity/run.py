@@ -221,10 +221,16 @@ def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
         term = _key_term(study.name, spec)
         record = result.get("priors", {})
         means = {row["term"]: row["estimate"] for row in result.get("rows", [])}
+        # Quantities without a results row (the mean of partially pooled group slopes) have
+        # their posterior mean in the power-scaling sequence at alpha = 1.
+        for row in result.get("power_scaling", {}).get("sequence", []):
+            if row["alpha"] == 1.0:
+                means.setdefault(row["quantity"], row["mean"])
         alternatives = read_grid(options.grid, default_grid(spec.kind, term, spec.options))
         for alternative in alternatives:
             try:
-                priors, spec_options = resolve_alternative(alternative, record, means, ref)
+                priors, spec_options = resolve_alternative(alternative, record, means, ref,
+                                                           spec.kind)
             except PriorSpecError as exc:
                 plans.append((spec, alternative, None, "", str(exc)))
                 continue

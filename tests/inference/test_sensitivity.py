@@ -35,6 +35,7 @@ def test_default_grid_has_the_named_roles():
     names = {a.name for a in default_grid("twfe", "AI") if a.role == "slope.AI"}
     assert names == {"tighter", "wider", "heavy", "sceptical"}
     assert "group_sd" in {a.role for a in default_grid("heterogeneity", "AI")}
+    assert "likelihood" not in {a.role for a in default_grid("heterogeneity", "AI")}
     assert "threshold_prior" in {a.role for a in default_grid("threshold", "AI")}
     assert "event_path" in {a.role for a in default_grid("event_study", None)}
     assert "confounding_rho" in {a.role for a in default_grid("mediation", "AI")}
@@ -118,6 +119,10 @@ def test_relative_alternatives_resolve_against_the_default_priors():
     assert resolve("unit_sd", {"family": "t", "nu": 3}) == (
         {"unit_sd": "halfstudentt(3, 1.5)"}, {})
     assert resolve("likelihood", "student_t") == ({}, {"likelihood": "student_t"})
+    with pytest.raises(PriorSpecError, match=r"\[likelihood\] x: a heterogeneity specification "
+                                             r"has no likelihood option"):
+        resolve_alternative(Alternative("likelihood", "x", "student_t"), RECORD, means, "7/1",
+                            "heterogeneity")
     assert resolve("slope.AI", "normal(0, 0.05)") == ({"slope.AI": "normal(0, 0.05)"}, {})
     with pytest.raises(PriorSpecError, match=r"2/6: \[group_sd\] x: the default fit has no "
                                              r"prior 'group_sd'"):
