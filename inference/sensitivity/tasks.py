@@ -23,7 +23,7 @@ import pandas as pd
 # the other terms of the model, up to this many.
 MAX_QUANTITIES = 12
 # Part of every task key: a change to what a task returns must not reuse older results.
-RESULT_VERSION = 1
+RESULT_VERSION = 2
 SUMMARY_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "prob_positive", "r_hat",
                    "ess_bulk")
 
@@ -94,24 +94,32 @@ def _claims(study: str, spec, idata) -> dict[str, float | None]:
     return probabilities
 
 
-def _quantities(idata, terms: list[str]) -> dict[str, np.ndarray]:
+# A family's posterior variable that holds the key term under another name: the IV model's
+# slope of the endogenous regressor is ``beta``.
+KEY_VARIABLES = {"iv": "beta"}
+
+
+def _quantities(idata, terms: list[str], kind: str = "") -> dict[str, np.ndarray]:
     from inference.report.draws import term_draws
 
     found = {}
-    for term in dict.fromkeys(terms):
+    for index, term in enumerate(dict.fromkeys(terms)):
         values = term_draws(idata, term)
+        if values is None and index == 0 and kind in KEY_VARIABLES:
+            values = term_draws(idata, KEY_VARIABLES[kind])
         if values is not None and len(found) < MAX_QUANTITIES:
             found[term] = values
     return found
 
 
-def power_scaling_summary(idata, terms: list[str]) -> dict[str, list[dict]]:
+def power_scaling_summary(idata, terms: list[str], kind: str = "") -> dict[str, list[dict]]:
     """The power-scaling sequence (:func:`models.bayes.power_scaling.power_scaling_sequence`)
-    and diagnosis of ``terms``, as JSON records."""
+    and diagnosis of ``terms`` (the first one the key term of a model of ``kind``), as JSON
+    records."""
     from models.bayes.power_scaling import diagnosis_words, power_scaling_sequence
     from models.bayes.sensitivity import power_scaling_table
 
-    quantities = _quantities(idata, terms)
+    quantities = _quantities(idata, terms, kind)
     sequence = power_scaling_sequence(idata, quantities)
     try:
         table = power_scaling_table(idata)
@@ -120,7 +128,8 @@ def power_scaling_summary(idata, terms: list[str]) -> dict[str, list[dict]]:
                                       "likelihood_sensitivity"])
     diagnosis = []
     for name in quantities:
-        hits = table[(table["parameter"] == name)
+        alias = KEY_VARIABLES.get(kind) if terms and name == terms[0] else None
+        hits = table[(table["parameter"] == name) | (table["parameter"] == alias)
                      | table["parameter"].astype(str).str.endswith(f"[{name}]")]
         prior_s = float(hits["prior_sensitivity"].iloc[0]) if len(hits) else np.nan
         like_s = float(hits["likelihood_sensitivity"].iloc[0]) if len(hits) else np.nan
@@ -183,7 +192,8 @@ def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | No
                   if ref.split("/", 2)[:2] == [spec.table, spec.column]]
         terms += [row["term"] for row in rows]
         try:
-            result["power_scaling"] = power_scaling_summary(idata, [t for t in terms if t])
+            result["power_scaling"] = power_scaling_summary(idata, [t for t in terms if t],
+                                                            spec.kind)
         except ValueError as exc:
             result["power_scaling"] = {"sequence": [], "diagnosis": [], "error": str(exc)}
     return result
