@@ -184,6 +184,12 @@ def _probability(claim: Claim, draws: dict[str, np.ndarray]) -> float:
     return float(holds.mean())
 
 
+def claim_probability(claim: Claim, draws: dict[str, np.ndarray]) -> float:
+    """P(condition) over paired draws: the share of draws (``{name: values}``, cut to the
+    shortest) at which every comparison of ``claim.condition`` holds."""
+    return _probability(claim, draws)
+
+
 def verdict(probability: float | None, synthetic: bool, why: str = "",
             unconverged: list[str] | None = None) -> str:
     """The verdict in words; on synthetic data it says it checks the workflow, not China; a

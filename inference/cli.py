@@ -66,6 +66,29 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--sections", default="twfe,threshold,studies,scale",
                        help="a comma-separated subset of twfe,threshold,studies,scale")
 
+    sensitivity = commands.add_parser(
+        "sensitivity", help="power-scaling and prior-grid refits of a study's Bayesian fits")
+    sensitivity.add_argument("study", type=_study_name, metavar="STUDY",
+                             help=f"one of {', '.join(STUDIES)}, or your own study file")
+    sensitivity.add_argument("--spec", action="append", default=[], metavar="TABLE/COLUMN",
+                             help="a specification to refit, e.g. 2/6 (repeatable; default: "
+                             "every one with a Bayesian counterpart)")
+    sensitivity.add_argument("--grid", type=Path, metavar="FILE.toml",
+                             help="TOML file of prior alternatives "
+                             "(format in the README)")
+    sensitivity.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
+    sensitivity.add_argument("--out", type=Path,
+                             help="output folder (default: reports/STUDY/sensitivity)")
+    sensitivity.add_argument("--workers", type=_positive_int,
+                             help="local Dask workers (default: one per core)")
+    sensitivity.add_argument("--scheduler", metavar="ADDRESS",
+                             help="a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    sensitivity.add_argument("--seed", type=_seed, default=20250401,
+                             help="fixes all randomness (0 to 2**32 - 1)")
+    sensitivity.add_argument("--data", type=Path, metavar="FILE",
+                             help="your own panel (default: the "
+                             "embedded panel of the study)")
+
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
     fit.add_argument("--data", type=Path, required=True,
                      help="CSV/Parquet/Stata/Excel panel, one row per unit and period")
@@ -224,6 +247,13 @@ def main(argv: list[str] | None = None) -> int:
                                  f"benchmarks/ folder beside inference/): {exc}") from None
             bench_args = ["--out", str(args.out), "--sections", args.sections]
             bench_main(bench_args + (["--quick"] if args.quick else []))
+        elif args.command == "sensitivity":
+            from inference.sensitivity import SensitivityOptions, run_sensitivity
+
+            run_sensitivity(SensitivityOptions(
+                study=args.study, specs=tuple(args.spec), grid=args.grid, quick=args.quick,
+                out=args.out, workers=args.workers, scheduler=args.scheduler, seed=args.seed,
+                data=args.data))
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 

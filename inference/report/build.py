@@ -260,6 +260,8 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
     from inference.claims import evaluate_claims
     from inference.report.export import write_moments, write_tables
     from inference.report.provenance import provenance_section
+    from inference.report.sensitivity_section import FOLDER as SENSITIVITY_FOLDER
+    from inference.report.sensitivity_section import sensitivity_section
 
     started = time.perf_counter()
     bundle = load_run(source, study)
@@ -303,6 +305,8 @@ def build_report(study: str | None, source: str | Path, out: str | Path | None =
     page.add("Convergence diagnostics", _diagnostics(bundle, term, suffix), "diagnostics")
     page.add("Prior sensitivity (power-scaling)", _sensitivity(bundle.sensitivity),
              "sensitivity")
+    page.add("Prior grid and power-scaling sequence",
+             sensitivity_section(bundle.folder / SENSITIVITY_FOLDER), "prior-grid")
     page.add("Provenance", provenance_section(bundle), "provenance")
     skipped = bundle.meta.get("skipped") or []
     if skipped:

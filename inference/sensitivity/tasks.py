@@ -1,0 +1,199 @@
+"""The fit a worker runs for the sensitivity batch: one specification of a study under one set
+of priors, summarised as JSON.
+
+The worker loads the study and the data itself (nothing large travels to it), fits the
+specification's Bayesian adapter with the alternative priors and spec options, and returns the
+summary of every term (posterior mean, sd, 94% HDI, P(> 0), R-hat, ESS), the convergence
+problems, the priors the fit used, the probabilities of the claims that rest on this
+specification alone (computed here from the draws, so that no draws travel back) and, when
+asked, the power-scaling sequence and diagnosis of the key quantities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+# Terms whose power-scaling sequence is computed: the key term first, then the claims', then
+# the other terms of the model, up to this many.
+MAX_QUANTITIES = 12
+# Part of every task key: a change to what a task returns must not reuse older results.
+RESULT_VERSION = 2
+SUMMARY_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "prob_positive", "r_hat",
+                   "ess_bulk")
+
+
+def load_inputs(study: str, data: str | None, encoding: str | None = None):
+    """The study (a shipped name or a study file) and its validated, derived dataset."""
+    from inference.datasets import load_dataset
+    from inference.registry import load_study
+    from inference.runner import _derive_measures
+    from inference.user_study import is_study_file, load_study_file, load_user_dataset
+
+    if is_study_file(study):
+        study_obj = load_study_file(study)
+        dataset = load_user_dataset(study_obj, Path(data) if data else None)
+    else:
+        study_obj = load_study(study)
+        needed = list(dict.fromkeys(c for s in study_obj.specs for c in s.columns))
+        dataset = load_dataset(study, Path(data) if data else None, needed, encoding)
+    return study_obj, _derive_measures(study_obj, dataset, lambda _message: None)
+
+
+def find_spec(study, ref: str):
+    """The spec ``TABLE/COLUMN`` of ``study``; ValueError naming the known ones otherwise."""
+    table, sep, column = ref.partition("/")
+    for spec in study.specs:
+        if sep and spec.table == table and spec.column == column:
+            return spec
+    known = ", ".join(f"{s.table}/{s.column}" for s in study.specs if s.bayes)
+    raise ValueError(f"--spec {ref}: no specification table {table!r} column {column!r} in "
+                     f"{study.name} (write TABLE/COLUMN; with a Bayesian counterpart: {known})")
+
+
+def prior_record(fit) -> dict[str, str]:
+    """The priors a fit used, ``{role[.term]: "family(...)"}``."""
+    record = {}
+    for key, value in (getattr(fit, "priors", None) or {}).items():
+        text = value.get("prior") if isinstance(value, dict) else value
+        if isinstance(text, str):
+            record[str(key)] = text
+    return record
+
+
+def _summary(tidy: pd.DataFrame) -> list[dict]:
+    rows = []
+    for row in tidy.to_dict("records"):
+        if not np.isfinite(float(row.get("std_error", np.nan))):
+            continue
+        rows.append({"term": str(row["term"]),
+                     **{c: float(row[c]) if row.get(c) is not None else None
+                        for c in SUMMARY_COLUMNS}})
+    return rows
+
+
+def _claims(study: str, spec, idata) -> dict[str, float | None]:
+    """The probability of every claim whose draws all come from this specification."""
+    from inference.claims import claim_probability, load_claims
+    from inference.report.draws import term_draws
+
+    probabilities: dict[str, float | None] = {}
+    for claim in load_claims(Path(study).stem if study.endswith(".toml") else study):
+        refs = [ref.split("/", 2) for ref in claim.draws.values()]
+        if not refs or any((t, c) != (spec.table, spec.column) for t, c, _ in refs):
+            continue
+        draws = {name: term_draws(idata, ref.split("/", 2)[2])
+                 for name, ref in claim.draws.items()}
+        missing = [name for name, values in draws.items() if values is None]
+        probabilities[claim.id] = None if missing else claim_probability(claim, draws)
+    return probabilities
+
+
+# A family's posterior variable that holds the key term under another name: the IV model's
+# slope of the endogenous regressor is ``beta``.
+KEY_VARIABLES = {"iv": "beta"}
+
+
+def _quantities(idata, terms: list[str], kind: str = "") -> dict[str, np.ndarray]:
+    from inference.report.draws import term_draws
+
+    found = {}
+    for index, term in enumerate(dict.fromkeys(terms)):
+        values = term_draws(idata, term)
+        if values is None and index == 0 and kind in KEY_VARIABLES:
+            values = term_draws(idata, KEY_VARIABLES[kind])
+        if values is not None and len(found) < MAX_QUANTITIES:
+            found[term] = values
+    return found
+
+
+def power_scaling_summary(idata, terms: list[str], kind: str = "") -> dict[str, list[dict]]:
+    """The power-scaling sequence (:func:`models.bayes.power_scaling.power_scaling_sequence`)
+    and diagnosis of ``terms`` (the first one the key term of a model of ``kind``), as JSON
+    records."""
+    from models.bayes.power_scaling import diagnosis_words, power_scaling_sequence
+    from models.bayes.sensitivity import power_scaling_table
+
+    quantities = _quantities(idata, terms, kind)
+    sequence = power_scaling_sequence(idata, quantities)
+    try:
+        table = power_scaling_table(idata)
+    except (ValueError, KeyError, TypeError, FloatingPointError):
+        table = pd.DataFrame(columns=["parameter", "prior_sensitivity",
+                                      "likelihood_sensitivity"])
+    diagnosis = []
+    for name in quantities:
+        alias = KEY_VARIABLES.get(kind) if terms and name == terms[0] else None
+        hits = table[(table["parameter"] == name) | (table["parameter"] == alias)
+                     | table["parameter"].astype(str).str.endswith(f"[{name}]")]
+        prior_s = float(hits["prior_sensitivity"].iloc[0]) if len(hits) else np.nan
+        like_s = float(hits["likelihood_sensitivity"].iloc[0]) if len(hits) else np.nan
+        rows = sequence[sequence["quantity"] == name]
+        prior_k = float(rows.loc[rows["component"] == "prior", "pareto_k"].max())
+        like_k = float(rows.loc[rows["component"] == "likelihood", "pareto_k"].max())
+        threshold = float(rows["k_threshold"].iloc[0])
+        diagnosis.append({
+            "quantity": name, "prior_sensitivity": prior_s, "likelihood_sensitivity": like_s,
+            "max_pareto_k_prior": prior_k, "max_pareto_k_likelihood": like_k,
+            "k_threshold": threshold,
+            "diagnosis": diagnosis_words(prior_s, like_s, prior_k, like_k, threshold)})
+    return {"sequence": sequence.to_dict("records"), "diagnosis": diagnosis}
+
+
+def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | None = None,
+          priors: dict[str, str] | None = None, options: dict[str, Any] | None = None,
+          sampling: dict[str, Any] | None = None, seed: int = 20250401, quick: bool = False,
+          key_term: str | None = None, power_scaling: bool = False) -> dict[str, Any]:
+    """Fit the Bayesian adapter of ``spec_ref`` (``TABLE/COLUMN``) of ``study`` with
+    ``priors`` (``{role[.term]: prior}`` on top of the defaults) and the spec ``options``
+    changed; returns the JSON summary of the module docstring."""
+    import warnings
+
+    from inference.estimators import BAYESIAN, Settings
+    from inference.runner import sampling_settings
+    from inference.samples import prepare_sample
+
+    # The workers sample with numba; PyTensor's C-backend BLAS notice does not apply.
+    warnings.filterwarnings("ignore", message=".*could not link to a BLAS", category=UserWarning)
+    study_obj, dataset = load_inputs(study, data, encoding)
+    spec = find_spec(study_obj, spec_ref)
+    if options:
+        spec = dataclasses.replace(spec, options={**spec.options, **options})
+    adapter = BAYESIAN.get(spec.kind)
+    if adapter is None:
+        raise ValueError(f"{spec.key}: no Bayesian counterpart for kind {spec.kind!r}")
+    sample = prepare_sample(dataset.frame, spec)
+    with tempfile.TemporaryDirectory(prefix="sensitivity-") as scratch:
+        settings = Settings(seed=seed, unit=study_obj.unit, time=study_obj.time, quick=quick,
+                            sampling=dict(sampling or sampling_settings(quick)),
+                            priors=dict(priors or {}) or None, out_dir=Path(scratch),
+                            synthetic=dataset.synthetic)
+        estimate = adapter(sample, spec, settings)
+    fit = estimate.fits.get("") or next(iter(estimate.fits.values()))
+    idata = fit.idata
+    problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
+    rows = _summary(estimate.tidy)
+    result: dict[str, Any] = {
+        "spec": spec_ref, "kind": spec.kind, "rows": rows, "problems": problems,
+        "priors": prior_record(fit), "claims": _claims(study, spec, idata),
+        "data_label": dataset.label, "synthetic": dataset.synthetic,
+        "draws": int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])}
+    if power_scaling:
+        from inference.claims import load_claims
+
+        terms = [key_term] if key_term else []
+        terms += [ref.split("/", 2)[2] for claim in load_claims(study_obj.name)
+                  for ref in claim.draws.values()
+                  if ref.split("/", 2)[:2] == [spec.table, spec.column]]
+        terms += [row["term"] for row in rows]
+        try:
+            result["power_scaling"] = power_scaling_summary(idata, [t for t in terms if t],
+                                                            spec.kind)
+        except ValueError as exc:
+            result["power_scaling"] = {"sequence": [], "diagnosis": [], "error": str(exc)}
+    return result
