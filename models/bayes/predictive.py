@@ -11,8 +11,8 @@ mediation, the threshold models) draw them back from their exact conditional pos
 (:func:`flat_effects`), so the replicates are of the outcome in levels, effects included.
 
 :func:`ppc_table` turns the stored replicates into posterior predictive p-values,
-P(T(y_rep) >= T(y)), for the mean, sd and skewness of every variable, and for counts the share
-of zeros and the variance-to-mean ratio.
+P(T(y_rep) >= T(y)), for the mean, sd, skewness and kurtosis of every variable, and for counts
+the share of zeros and the variance-to-mean ratio.
 """
 
 from __future__ import annotations
@@ -83,11 +83,13 @@ def store_replicates(idata, subset, replicates: Mapping[str, np.ndarray],
             coords={"obs": obs})})
 
 
-def _skewness(values: np.ndarray) -> np.ndarray:
+def _moment_ratios(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Skewness and excess kurtosis along the last axis."""
     centred = values - values.mean(axis=-1, keepdims=True)
-    sd = np.sqrt((centred**2).mean(axis=-1))
+    variance = (centred**2).mean(axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (centred**3).mean(axis=-1) / sd**3
+        return ((centred**3).mean(axis=-1) / variance**1.5,
+                (centred**4).mean(axis=-1) / variance**2 - 3.0)
 
 
 def is_count(values: np.ndarray) -> bool:
@@ -97,11 +99,13 @@ def is_count(values: np.ndarray) -> bool:
 
 
 def ppc_statistics(values: np.ndarray, counts: bool) -> dict[str, np.ndarray]:
-    """T(y) along the last axis: mean, sd, skewness; for counts also the share of zeros and
-    the variance-to-mean ratio (1 for Poisson counts, above 1 when overdispersed)."""
+    """T(y) along the last axis: mean, sd, skewness and excess kurtosis (tails heavier than
+    the normal's when positive); for counts also the share of zeros and the variance-to-mean
+    ratio (1 for Poisson counts, above 1 when overdispersed)."""
     values = np.asarray(values, dtype=float)
-    out = {"mean": values.mean(axis=-1), "sd": values.std(axis=-1),
-           "skewness": _skewness(values)}
+    skewness, kurtosis = _moment_ratios(values)
+    out = {"mean": values.mean(axis=-1), "sd": values.std(axis=-1), "skewness": skewness,
+           "kurtosis": kurtosis}
     if counts:
         mean = out["mean"]
         out["share_zero"] = (values == 0).mean(axis=-1)
