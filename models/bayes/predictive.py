@@ -9,6 +9,10 @@ float32 (int32 for counts) with the data in ``observed_data`` (:func:`store_repl
 Families that integrate flat-prior unit and year effects out of the likelihood (IV,
 mediation, the threshold models) draw them back from their exact conditional posterior first
 (:func:`flat_effects`), so the replicates are of the outcome in levels, effects included.
+Not knowing the effects costs variance: with a flat prior the replicates' variance exceeds the
+data's by about 2 sigma^2 r / n (r the rank of the effects, n the observations), so a check
+of the sd leans towards p-values near 1 when the errors are large beside the effects and
+regressors and each unit has few periods.
 
 :func:`ppc_table` turns the stored replicates into posterior predictive p-values,
 P(T(y_rep) >= T(y)), for the mean, sd, skewness and kurtosis of every variable, and for counts
