@@ -67,7 +67,7 @@ def store_replicates(idata, subset, replicates: Mapping[str, np.ndarray],
     """Add ``posterior_predictive`` (one (chain, draw, obs) variable per entry of
     ``replicates``, at the draws of ``subset``) to ``idata``; ``observed`` replaces
     ``observed_data`` with the data the replicates are of (same names, same rows). Counts are
-    stored as int32 so that ``arviz.plot_ppc`` draws them as counts."""
+    stored as integers so that ``arviz.plot_ppc`` draws both as counts."""
     import xarray as xr
 
     dtype = np.int32 if counts else np.float32
@@ -83,7 +83,8 @@ def store_replicates(idata, subset, replicates: Mapping[str, np.ndarray],
         if "observed_data" in idata.groups():
             del idata.observed_data
         idata.add_groups({"observed_data": xr.Dataset(
-            {name: ("obs", np.asarray(values, dtype=float)) for name, values in observed.items()},
+            {name: ("obs", np.asarray(values).astype(np.int64 if counts else float))
+             for name, values in observed.items()},
             coords={"obs": obs})})
 
 

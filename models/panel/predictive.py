@@ -47,7 +47,8 @@ def add_posterior_predictive(idata, design: PanelDesign, seed: int,
         mean = np.exp(eta)
         # NegBin(mu, alpha) is Poisson with a Gamma(alpha, alpha / mu) rate.
         replicates = rng.poisson(rng.gamma(alpha, mean / alpha))
-        store_replicates(idata, subset, {design.outcome: replicates}, counts=True)
+        store_replicates(idata, subset, {design.outcome: replicates},
+                         observed={design.outcome: design.y}, counts=True)
         return
     sigma = subset["sigma"].values[..., None]
     if likelihood == "student_t":
