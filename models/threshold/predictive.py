@@ -15,6 +15,8 @@ of the outcome as given (``observed_data``), one per (unit, period), units in so
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from models.bayes.predictive import (
@@ -64,21 +66,20 @@ def add_threshold_predictive(idata, stats, seed: int, n_draws: int = PREDICTIVE_
     _replicate(idata, subset, stats, regression, seed)
 
 
-def add_smooth_transition_predictive(idata, stats, scale: float, seed: int,
+def add_smooth_transition_predictive(idata, stats, weight: Callable, seed: int,
                                      n_draws: int = PREDICTIVE_DRAWS) -> None:
     """As :func:`add_threshold_predictive` for the smooth transition model: the regime
-    slopes mix as delta_1 (1 - g) + delta_2 g, g = 1 / (1 + exp(-gamma (q - c) / ``scale``)),
-    with ``gamma`` and ``location`` (c) from the posterior."""
-    from models.threshold.smooth_transition import transition
-
+    slopes mix as delta_1 (1 - g) + delta_2 g, g = ``weight(q, gamma, location)`` the
+    transition at each draw's smoothness ``gamma`` and location c (posterior ``gamma``,
+    ``location``)."""
     subset = thinned_posterior(idata.posterior, n_draws)
     levels = stats.levels
     theta = subset["slope"].values
     n_fixed, n_regime = stats.n_fixed, stats.n_regime
-    weight = transition(levels.q, subset["gamma"].values[..., None, None],
-                        subset["location"].values[..., None, None], scale)
+    g = weight(levels.q, subset["gamma"].values[..., None, None],
+               subset["location"].values[..., None, None])
     low = np.einsum("ntr,...r->...nt", levels.regime, theta[..., n_fixed:n_fixed + n_regime])
     high = np.einsum("ntr,...r->...nt", levels.regime, theta[..., n_fixed + n_regime:])
     regression = (np.einsum("ntf,...f->...nt", levels.fixed, theta[..., :n_fixed])
-                  + low * (1.0 - weight) + high * weight)
+                  + low * (1.0 - g) + high * g)
     _replicate(idata, subset, stats, regression, seed)

@@ -193,7 +193,8 @@ def fit_smooth_transition(
                                                           log_gamma_mu, log_gamma_sd)),
          "location": (("chain", "draw"), np.full(sigma_draws.shape, -math.log(high - low)))},
         coords={**coords, "coef": terms})})
-    add_smooth_transition_predictive(idata, stats, scale, seed)
+    add_smooth_transition_predictive(
+        idata, stats, lambda q, g, c: transition(q, g, c, scale), seed)
     times["postprocess_s"] = _time.perf_counter() - start
     times["total_s"] = _time.perf_counter() - start_total
     spec = {"outcome": y, "regime": list(stats.regime_names), "threshold": threshold,

@@ -33,13 +33,14 @@ def test_negative_binomial_fit_replicates_the_counts(tmp_path):
 
 
 @pytest.mark.slow
-def test_zero_inflated_counts_are_flagged():
+def test_underdispersed_counts_are_flagged():
+    # Binomial(30, 0.3) counts around small unit effects: variance 0.7 of the mean, below
+    # the Poisson limit (alpha -> infinity) of every negative binomial.
     panel = simulate_event_panel(7, n_units=100, likelihood="negbin")
     rng = np.random.default_rng(8)
-    panel.loc[rng.random(len(panel)) < 0.3, "y"] = 0
+    effect = rng.normal(0.0, 0.1, panel["city"].nunique())[panel["city"].to_numpy()]
+    panel["y"] = rng.binomial(30, np.clip(0.3 * np.exp(effect), 0, 1))
     fit = _fit(panel)
-    # The negative binomial widens its dispersion to reach the extra zeros and still
-    # falls short of them.
-    p = assert_flagged(fit.idata, "y", "share_zero")
-    row = ppc_table(fit.idata).set_index("statistic").loc["share_zero"]
-    assert p < 0.025 and row["observed"] > row["replicated_mean"]
+    row = ppc_table(fit.idata).set_index("statistic").loc["variance/mean"]
+    assert assert_flagged(fit.idata, "y", "variance/mean") > 0.975
+    assert row["observed"] < 0.85 < row["replicated_mean"]

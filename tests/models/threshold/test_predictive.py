@@ -12,6 +12,7 @@ from models.threshold.predictive import (
     add_smooth_transition_predictive,
     add_threshold_predictive,
 )
+from models.threshold.smooth_transition import transition
 from tests.models.predictive_checks import (
     assert_flagged,
     assert_replicates_match,
@@ -81,11 +82,14 @@ def test_smooth_transition_replicates_mix_the_regime_slopes():
     frame = simulate_panel(n_units=120, n_periods=8, seed=5)
     stats = _stats(frame)
     scale = float(np.std(stats.levels.q, ddof=1))
+
+    def weight(q, gamma, location):
+        return transition(q, gamma, location, scale)
     # A very sharp transition at 0 is the single-threshold model of the data.
     idata = point_posterior({"slope": [0.5, 1.0, 2.0], "sigma": SIGMA, "gamma": 1e4,
                              "location": 0.0},
                             coords={"coef": stats.term_names(1)}, dims={"slope": ["coef"]})
-    add_smooth_transition_predictive(idata, stats, scale, seed=6)
+    add_smooth_transition_predictive(idata, stats, weight, seed=6)
     excess = flat_effects_excess(SIGMA**2, stats.n_units, len(frame))
     assert_replicates_match(idata, "y", ("mean", "sd", "skewness"), excess_variance=excess)
     # A nearly linear transition (gamma small) averages the slopes: the replicates lose the
@@ -93,7 +97,7 @@ def test_smooth_transition_replicates_mix_the_regime_slopes():
     flat = point_posterior({"slope": [0.5, 1.5, 1.5], "sigma": SIGMA, "gamma": 1e-3,
                             "location": 0.0},
                            coords={"coef": stats.term_names(1)}, dims={"slope": ["coef"]})
-    add_smooth_transition_predictive(flat, stats, scale, seed=6)
+    add_smooth_transition_predictive(flat, stats, weight, seed=6)
     sharp_sd = float(idata.posterior_predictive["y"].std())
     assert float(flat.posterior_predictive["y"].std()) < sharp_sd
 
