@@ -16,6 +16,7 @@ from inference.report.figures import (
     forest,
     img,
     ppc_plot,
+    ppc_summary,
     rank_grid,
     specification_curve,
     trace_plot,
@@ -237,10 +238,12 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
         text += ("<p>No saved posterior holds posterior predictive draws, so no posterior "
                  "predictive check is drawn.</p>")
     for key in ppc:
-        uri = ppc_plot(_full(bundle, key), f"posterior predictive check, table {key[0]} "
-                       f"column {key[1]}{suffix}")
+        idata = _full(bundle, key)
+        label = (f"posterior predictive check, table {key[0]} column {key[1]}"
+                 f"{' ' + key[2] if key[2] else ''}{suffix}")
+        uri = ppc_plot(idata, label)
         if uri:
-            text += img(uri, f"posterior predictive check, table {key[0]} column {key[1]}")
+            text += img(uri, label) + ppc_summary(idata)
     if traces:
         text += f"<h3>Trace plots of flagged parameters</h3>{''.join(traces)}"
     return text + "<h3>Rank plots</h3>" + "".join(parts)

@@ -193,14 +193,72 @@ def ppc_plot(idata, title: str) -> str | None:
     if "posterior_predictive" not in idata.groups() or "observed_data" not in idata.groups():
         return None
     plt = _pyplot()
+    names = [n for n in idata.posterior_predictive.data_vars if n in idata.observed_data]
+    if not names:
+        return None
     try:
-        ax = az.plot_ppc(idata, num_pp_samples=50, figsize=(6, 2.5))
+        # One panel per replicated variable (an IV fit has two, mediation one per equation).
+        counts = all(idata.posterior_predictive[n].dtype.kind == "i" for n in names)
+        # Counts as cumulative shares: the share of zeros is the height at 0, which
+        # ArviZ's count histogram (bins wider than one for a long tail) would hide.
+        ax = az.plot_ppc(idata, var_names=names, num_pp_samples=50,
+                         kind="cumulative" if counts else "kde",
+                         figsize=(6, 2.5) if len(names) == 1 else (10, 2.8))
     except (KeyError, ValueError, TypeError):
         plt.close("all")
         return None
+    for axis, name in zip(np.ravel(ax), names, strict=False):
+        axis.set_title(str(name), fontsize=8)
+        axis.legend(fontsize=6)
+        values = idata.posterior_predictive[name]
+        # Counts with a long tail: a log scale past 1 keeps the zeros and the tail in view.
+        if values.dtype.kind == "i" and float(values.max()) > 50:
+            axis.set_xscale("symlog", linthresh=1.0)
+            axis.set_xlim(left=-0.5)
     fig = np.ravel(ax)[0].figure
     fig.suptitle(title, fontsize=8)
+    fig.subplots_adjust(top=0.8, bottom=0.12)
     return figure_data_uri(fig)
+
+
+_PPC_WORDS = {"mean": "mean", "sd": "sd", "skewness": "skewness", "kurtosis": "kurtosis",
+              "share_zero": "share of zeros", "variance/mean": "variance/mean"}
+
+
+def ppc_summary(idata) -> str:
+    """The posterior predictive p-values of a fit in words: per replicated variable, the
+    share of replicates whose statistic is at least the data's, and which are extreme."""
+    from models.bayes.predictive import EXTREME_P, ppc_table
+
+    table = ppc_table(idata)
+    if not len(table):
+        return ""
+    parts, flagged = [], []
+    for variable, rows in table.groupby("variable", sort=False):
+        values = ", ".join(f"{_PPC_WORDS.get(r.statistic, r.statistic)} {r.p_value:.2f}"
+                           for r in rows.itertuples())
+        parts.append(f"<b>{html.escape(str(variable))}</b>: {html.escape(values)}")
+        for r in rows[rows["extreme"]].itertuples():
+            side = "above" if r.p_value < 0.5 else "below"
+            flagged.append(f"the {_PPC_WORDS.get(r.statistic, r.statistic)} of "
+                           f"{html.escape(str(variable))} ({r.observed:.3g}) lies {side} that "
+                           f"of {max(r.p_value, 1 - r.p_value):.0%} of the replicates "
+                           f"(their mean {r.replicated_mean:.3g})")
+    n = int(table["n_replicates"].iloc[0])
+    text = (f"<p class='ppc'>Share of the {n} replicates whose statistic is at least the "
+            f"data's (posterior predictive p-value; near 0 or 1, beyond {EXTREME_P:g}, the "
+            f"model does not reproduce it): {'; '.join(parts)}.")
+    if flagged:
+        text += " Not reproduced: " + "; ".join(flagged) + "."
+    else:
+        text += " Every statistic is within the replicates' range."
+    sd_high = table[(table["statistic"] == "sd") & (table["p_value"] > 1 - EXTREME_P)]
+    if len(sd_high) and "unit_sd" not in idata.posterior:
+        text += (" This model's unit and year effects have a flat prior: their posterior "
+                 "spread adds about 2 r sigma^2 / n to the replicates' variance (r effects, "
+                 "n observations), so an sd above the data's is expected when the errors are "
+                 "large beside the effects.")
+    return text + "</p>"
 
 
 def overlay(draws_a: np.ndarray, draws_b: np.ndarray, labels: tuple[str, str],

@@ -100,6 +100,7 @@ from models.heterogeneity.model import (
 )
 from models.heterogeneity.priors import HeterogeneityPriors
 from models.panel.marginal import SufficientStats, add_observed_data, draw_unit_effects
+from models.panel.predictive import add_posterior_predictive
 
 
 def _draw_group_means(idata, mean_priors: Sequence[Prior], seed: int) -> None:
@@ -169,8 +170,10 @@ class BayesHeterogeneityFit(PosteriorFit):
     """A fitted partial-pooling heterogeneity model.
 
     Same interface and provenance as :class:`models.bayes.fit.PosteriorFit` (``tidy``,
-    ``convergence_problems``, ``converged``, ``save_netcdf``; idata with ``log_likelihood``
-    and ``log_prior``); ``spec`` adds ``group``, ``groups``, ``varying`` and ``common``.
+    ``convergence_problems``, ``converged``, ``save_netcdf``; idata with ``log_likelihood``,
+    ``log_prior``, ``observed_data`` and ``posterior_predictive``, replicates of the outcome
+    from :func:`models.panel.predictive.add_posterior_predictive`); ``spec`` adds ``group``,
+    ``groups``, ``varying`` and ``common``.
     """
 
     model_name: ClassVar[str] = "bayes_heterogeneity"
@@ -291,6 +294,7 @@ def fit_bayes_heterogeneity(
     if chosen == "collapsed":
         _draw_slopes(idata, design, resolved, seed)
     draw_unit_effects(idata, design.panel, seed)
+    add_posterior_predictive(idata, design.panel, seed)
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical offsets, unit effects or year effects.
     keep = ("intercept", "group_mean", "group_sd", "common_slope", "between", "sigma",

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import time as _time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -72,6 +72,7 @@ from models.bayes.priors import (
 )
 from models.bayes.sampler import sample_model
 from models.bayes.summary import summary_row
+from models.iv.predictive import add_iv_predictive
 from models.panel.design import demeaned_system, prepare_panel
 
 IV_ROLES = ("slope", "first_stage", "sigma", "first_stage_sigma", "rho")
@@ -136,7 +137,8 @@ class IVPriors:
 class IVDesign:
     """Two-way demeaned variables of the IV system and their cross-products.
 
-    ``data`` columns are [y, x, z_1..z_m, w_1..w_c] after demeaning; ``gram`` = data'data.
+    ``data`` columns are [y, x, z_1..z_m, w_1..w_c] after demeaning; ``gram`` = data'data;
+    ``raw`` the same columns before demeaning, with the unit and year codes of every row.
     """
 
     outcome: str
@@ -152,6 +154,9 @@ class IVDesign:
     data_hash: str
     n_units: int
     n_years: int
+    raw: np.ndarray = field(repr=False)
+    unit_idx: np.ndarray = field(repr=False)
+    time_idx: np.ndarray | None = field(repr=False)
 
     @property
     def n_effective(self) -> int:
@@ -362,12 +367,6 @@ def _add_iv_loglik(idata, design: IVDesign) -> None:
     if "log_likelihood" in idata.groups():
         del idata.log_likelihood
     idata.add_groups({"log_likelihood": dataset})
-    observed = xr.Dataset(
-        {design.outcome: ("obs", y), design.endogenous: ("obs", x)},
-        coords={"obs": np.arange(design.n_obs)},
-    )
-    if "observed_data" not in idata.groups():
-        idata.add_groups({"observed_data": observed})
 
 
 # --------------------------------------------------------------------------------------------
@@ -418,7 +417,9 @@ def fit_bayes_iv(
     -------
     BayesIVFit
         Posterior of beta, pi, gamma, delta, rho, s_u, s_v; ``log_likelihood`` (pointwise
-        joint density) and ``log_prior`` groups.
+        joint density) and ``log_prior`` groups; ``posterior_predictive`` replicates of the
+        outcome and the endogenous regressor in levels, effects included
+        (:mod:`models.iv.predictive`), beside them in ``observed_data``.
     """
     import pymc as pm
 
@@ -432,6 +433,7 @@ def fit_bayes_iv(
                                 target_accept)
     start_post = _time.perf_counter()
     _add_iv_loglik(idata, design)
+    add_iv_predictive(idata, design, seed)
     if "log_prior" in idata.groups():
         del idata.log_prior
     pm.compute_log_prior(idata, model=model, var_names=[v.name for v in model.free_RVs],

@@ -36,6 +36,7 @@ from models.mediation.model import (
     pointwise_log_likelihood,
     structure_key,
 )
+from models.mediation.predictive import add_mediation_predictive
 from models.mediation.priors import MediationPriors, resolve_priors
 from models.mediation.sensitivity import SensitivityCurve, sensitivity_curve
 
@@ -189,10 +190,6 @@ def _add_log_likelihood(idata, design: MediationDesign) -> None:
     idata.add_groups({"log_likelihood": xr.Dataset(
         {design.outcome: (("chain", "draw", "obs"), values)},
         coords={"chain": post.chain, "draw": post.draw, "obs": obs})})
-    if "observed_data" not in idata.groups():
-        observed = {name: ("obs", design.data[:, j]) for j, name in
-                    enumerate([design.outcome, *design.mediators])}
-        idata.add_groups({"observed_data": xr.Dataset(observed, coords={"obs": obs})})
 
 
 def fit_bayes_mediation(
@@ -242,7 +239,9 @@ def fit_bayes_mediation(
     -------
     BayesMediationFit
         With ``log_likelihood`` (pointwise joint density, under the outcome's name) and
-        ``log_prior`` groups.
+        ``log_prior`` groups, and ``posterior_predictive`` replicates of the outcome and every
+        mediator in levels, effects included (:mod:`models.mediation.predictive`), beside
+        them in ``observed_data``.
     """
     import pymc as pm
 
@@ -263,6 +262,7 @@ def fit_bayes_mediation(
         log_prior = None
     start_post = _time.perf_counter()
     _add_log_likelihood(idata, design)
+    add_mediation_predictive(idata, design, seed)
     if "log_prior" in idata.groups():
         del idata.log_prior
     if log_prior is not None:

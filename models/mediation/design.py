@@ -10,7 +10,7 @@ data only through the cross-product matrix of the demeaned columns ``[y, m_1..m_
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -28,6 +28,7 @@ class MediationDesign:
 
     ``data`` columns are [y, m_1..m_K, x, w_1..w_c] after demeaning; ``gram`` = data'data.
     ``raw_sd`` / ``within_sd``: standard deviations before and after demeaning, by column.
+    ``raw``: the same columns before demeaning, with the unit and year codes of every row.
     """
 
     outcome: str
@@ -43,6 +44,9 @@ class MediationDesign:
     data_hash: str
     n_units: int
     n_years: int
+    raw: np.ndarray = field(repr=False)
+    unit_idx: np.ndarray = field(repr=False)
+    time_idx: np.ndarray | None = field(repr=False)
 
     @property
     def n_effective(self) -> int:

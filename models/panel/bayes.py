@@ -169,7 +169,9 @@ class BayesPanelFit(PosteriorFit):
     """A fitted Bayesian TWFE model (:class:`models.bayes.fit.PosteriorFit`).
 
     ``idata`` has ``posterior``, ``sample_stats`` (with ``diverging``), ``log_likelihood``
-    (named after the outcome, one value per observation), ``log_prior`` and ``observed_data``;
+    (named after the outcome, one value per observation), ``log_prior``, ``observed_data`` and
+    ``posterior_predictive`` (about 100 replicates of the outcome from the fit's likelihood,
+    :mod:`models.panel.predictive`; not for the comparison-only parametrisations);
     ``spec`` the outcome, regressors, unit, time, likelihood, parametrisation, sampler, draws,
     tune, chains, n_obs, n_units and n_years; ``priors`` :meth:`PanelPriors.describe` of the
     priors used; ``data_hash`` that of :meth:`PanelDesign.data_hash`.
@@ -369,6 +371,8 @@ def fit_bayes_twfe(
             progressbar=False,
             compile_kwargs={"mode": "NUMBA"},
         )
+    if mode == "sampled" and parametrisation == "mundlak":
+        add_posterior_predictive(idata, design, seed, likelihood=likelihood)
     # log_prior holds the configurable priors (what power-scaling perturbs), not the
     # hierarchical unit and year effects.
     extra = () if slope_prior is None else tuple(slope_prior.prior_variables)

@@ -303,11 +303,13 @@ def demeaned_system(panel: PanelDesign, names: Sequence[str]) -> dict:
     """The fields a multi-equation model on two-way demeaned data keeps (IV, mediation):
     ``data`` = [y~, x~_1..] with ``names`` for its columns, ``gram`` = data'data, the standard
     deviations of each column before (``raw_sd``) and after (``within_sd``) demeaning, and the
-    panel's size, fixed-effect rank and data hash."""
+    panel's size, fixed-effect rank and data hash; ``raw`` (the columns before demeaning) and
+    the unit and year codes, from which posterior predictive draws put the effects back."""
     data = np.column_stack([panel.y_within(), panel.x_within])
     raw = np.column_stack([panel.y, panel.x_raw])
     return {
-        "data": data, "gram": data.T @ data,
+        "data": data, "gram": data.T @ data, "raw": raw,
+        "unit_idx": panel.unit_idx, "time_idx": panel.time_idx,
         "raw_sd": dict(zip(names, raw.std(axis=0, ddof=1), strict=True)),
         "within_sd": dict(zip(names, data.std(axis=0, ddof=1), strict=True)),
         "n_obs": panel.n_obs, "fe_rank": panel.fe_rank, "data_hash": panel.data_hash(),

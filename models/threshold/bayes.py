@@ -167,6 +167,7 @@ from models.threshold.posterior import (
     pointwise_loglik,
     recover_thresholds,
 )
+from models.threshold.predictive import add_threshold_predictive
 from models.threshold.priors import resolve_slope_priors
 
 
@@ -179,8 +180,10 @@ class BayesThresholdFit(PosteriorFit):
     idata
         ``posterior`` (``slope`` by ``coef``, ``sigma``, ``gamma`` by ``threshold`` and the grid
         index ``gamma_index``), ``sample_stats``, ``log_likelihood`` (marginalised over the
-        thresholds), ``log_prior``, ``observed_data`` (the transformed outcome) and
-        ``threshold_posterior`` (Rao-Blackwellised probability of every candidate).
+        thresholds), ``log_prior``, ``posterior_predictive`` (replicates of the outcome in
+        levels, unit effects drawn back, :mod:`models.threshold.predictive`),
+        ``observed_data`` (the outcome in levels) and ``threshold_posterior``
+        (Rao-Blackwellised probability of every candidate).
     spec, priors, data_hash, seed, versions, wall_times
         Provenance, saved with the netCDF file.
     log_marginal_likelihood
@@ -376,8 +379,7 @@ def fit_bayes_threshold(
                     "obs": np.arange(stats.n_rows)})})
     idata.add_groups({"log_prior": log_prior_dataset(
         resolved, terms, theta, sigma, index, log_prior_cfg, posterior)})
-    idata.add_groups({"observed_data": xr.Dataset(
-        {y: ("obs", stats.y)}, coords={"obs": np.arange(stats.n_rows)})})
+    add_threshold_predictive(idata, stats, seed)
     probability_group = xr.Dataset(
         {"probability": (("threshold", "candidate"), recovered["probability"]),
          "grid": ("candidate", stats.grid)},

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy.special import logsumexp
 
 from models.threshold.hansen import panel_arrays
-from models.threshold.search import DEMEAN_CONVENTIONS, SortedPanel, hansen_grid
+from models.threshold.search import DEMEAN_CONVENTIONS, PanelArrays, SortedPanel, hansen_grid
 
 MAX_THRESHOLDS = 3
 DEFAULT_GRID_SIZE = {0: 400, 1: 400, 2: 400, 3: 60}
@@ -51,6 +51,9 @@ class ThresholdData:
         C(g)'y (K, k_r), C(g)'B (K, k_r, p0) and C(g)'C(h) (K, K, k_r, k_r).
     dof
         n (T - 1), the degrees of freedom of the within regression.
+    levels
+        The panel before the transformation (y, F, x, q as (unit, period) arrays), for
+        replicates of the outcome in levels.
     """
 
     outcome: str
@@ -75,6 +78,7 @@ class ThresholdData:
     y_raw_sd: float
     data_hash: str
     panel: SortedPanel = field(repr=False)
+    levels: PanelArrays | None = field(default=None, repr=False)
 
     @property
     def n_rows(self) -> int:
@@ -175,6 +179,7 @@ def prepare_threshold_data(
         y_raw_sd=float(np.std(arrays.y, ddof=1)),
         data_hash=digest.hexdigest(),
         panel=panel,
+        levels=arrays,
     )
 
 

@@ -40,6 +40,7 @@ from models.bayes.summary import HDI_PROB, summary_row
 from models.threshold.data import prepare_threshold_data, threshold_log_prior
 from models.threshold.likelihood import profile_fit
 from models.threshold.model import whitening
+from models.threshold.predictive import add_smooth_transition_predictive
 from models.threshold.priors import prior_logp_numpy, resolve_slope_priors, slope_prior_tensor
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -48,7 +49,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 @dataclass(frozen=True, eq=False)
 class SmoothTransitionFit(PosteriorFit):
     """Posterior of the PSTR model: ``slope`` (by ``coef``), ``sigma``, ``gamma`` (smoothness),
-    ``log_gamma`` and ``location`` (c); log likelihood per transformed row and log prior."""
+    ``log_gamma`` and ``location`` (c); log likelihood per transformed row, log prior, and
+    replicates of the outcome in levels (:mod:`models.threshold.predictive`)."""
 
     model_name: ClassVar[str] = "bayes_smooth_transition"
 
@@ -191,8 +193,8 @@ def fit_smooth_transition(
                                                           log_gamma_mu, log_gamma_sd)),
          "location": (("chain", "draw"), np.full(sigma_draws.shape, -math.log(high - low)))},
         coords={**coords, "coef": terms})})
-    idata.add_groups({"observed_data": xr.Dataset({y: ("obs", stats.y)},
-                                                  coords={"obs": np.arange(stats.n_rows)})})
+    add_smooth_transition_predictive(
+        idata, stats, lambda q, g, c: transition(q, g, c, scale), seed)
     times["postprocess_s"] = _time.perf_counter() - start
     times["total_s"] = _time.perf_counter() - start_total
     spec = {"outcome": y, "regime": list(stats.regime_names), "threshold": threshold,
