@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from models.bayes.priors import Prior
+
 
 @dataclass
 class Simulation:
@@ -94,3 +96,26 @@ def hdi_covers(truth: float, draws: np.ndarray, prob: float = HDI_PROB) -> bool:
     """Whether the ``prob`` HDI of ``draws`` holds ``truth``."""
     low, high = hdi(draws, prob)
     return bool(low <= truth <= high)
+
+
+def draw_prior(prior: Prior, rng: np.random.Generator, size=None) -> np.ndarray:
+    """Draws from ``prior`` in the parametrisation of the PyMC distribution it names (numpy
+    generators; a family without one here is refused rather than approximated)."""
+    p = prior.kwargs
+    family = prior.family
+    if family == "normal":
+        return rng.normal(p["mu"], p["sigma"], size)
+    if family == "halfnormal":
+        return np.abs(rng.normal(0.0, p["sigma"], size))
+    if family == "studentt":
+        return p["mu"] + p["sigma"] * rng.standard_t(p["nu"], size)
+    if family == "halfstudentt":
+        return np.abs(p["sigma"] * rng.standard_t(p["nu"], size))
+    if family == "exponential":
+        return rng.exponential(1.0 / p["lam"], size)
+    if family == "gamma":
+        return rng.gamma(p["alpha"], 1.0 / p["beta"], size)
+    if family == "lognormal":
+        return np.exp(rng.normal(p["mu"], p["sigma"], size))
+    raise ValueError(f"simulation from a {family} prior is not implemented; calibration "
+                     "needs a proper prior with a simulator")
