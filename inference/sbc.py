@@ -72,7 +72,7 @@ def family_class(name: str):
                          f"define {class_name}") from None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_family(name: str, quick: bool):
     """The family object, built once per process: its compiled model then serves every
     simulation this process fits."""
