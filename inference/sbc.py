@@ -126,10 +126,12 @@ def rank_table(results: list[dict]) -> pd.DataFrame:
     return table
 
 
-def summary_table(ranks: pd.DataFrame, parameters: tuple[str, ...]) -> pd.DataFrame:
+def summary_table(ranks: pd.DataFrame, parameters: tuple[str, ...],
+                  discrete: tuple[str, ...] = ()) -> pd.DataFrame:
     """Per parameter: simulations, ranked, not converged, the chi-square and ECDF p-values,
     whether the ECDF is inside the simultaneous 95% band, the 94% HDI coverage with its 95%
-    Clopper-Pearson interval and exact binomial p, and the verdict (``sbc_summary.csv``)."""
+    Clopper-Pearson interval and exact binomial p (one-sided for the ``discrete``
+    parameters), and the verdict (``sbc_summary.csv``)."""
     rows = []
     for name in parameters:
         part = ranks[ranks["parameter"] == name]
@@ -140,7 +142,7 @@ def summary_table(ranks: pd.DataFrame, parameters: tuple[str, ...]) -> pd.DataFr
         covered = int(ranked["hdi_covers"].astype(bool).sum())
         low, high = coverage_interval(covered, len(ranked))
         chi_p = chisquare_p(values, n_draws)
-        cover_p = coverage_p(covered, len(ranked), HDI_PROB)
+        cover_p = coverage_p(covered, len(ranked), HDI_PROB, name in discrete)
         rows.append({"data": DATA_LABEL, "parameter": name, "simulations": len(part),
                      "ranked": len(ranked), "not_converged": int((~part["converged"]).sum()),
                      "chisquare_p": chi_p, "ecdf_p": ecdf.p, "inside_ecdf_band": ecdf.inside,
@@ -198,9 +200,8 @@ def run_sbc(family: str, sims: int, *, quick: bool = False, out: str | Path | No
     started = time.perf_counter()
     results = run_batch(tasks, out / ".batch", scheduler=scheduler, workers=workers,
                         progress=watch)
-    wall = time.perf_counter() - started
     ranks = rank_table(list(results.values()))
-    summary = summary_table(ranks, tuple(cls.parameters))
+    summary = summary_table(ranks, tuple(cls.parameters), tuple(getattr(cls, "discrete", ())))
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("sbc_ranks.csv", ranks), ("sbc_summary.csv", summary)):
         write_atomically(out / name, lambda p, t=table: t.to_csv(p, index=False))
@@ -208,8 +209,13 @@ def run_sbc(family: str, sims: int, *, quick: bool = False, out: str | Path | No
 
     plot_rank_histograms(ranks, tuple(cls.parameters), family, out / "sbc_rank_histograms.png")
     plot_ecdf_differences(ranks, tuple(cls.parameters), family, out / "sbc_ecdf_difference.png")
-    workers_text = (seen["workers"] or "no") + " worker(s)" if scheduler is None else (
-        f"the cluster at {scheduler}")
+    wall = time.perf_counter() - started
+    if scheduler is not None:
+        workers_text = f"the cluster at {scheduler}"
+    elif seen["workers"] is None:
+        workers_text = "no workers (every fit reused)"
+    else:
+        workers_text = f"{seen['workers']} worker(s)"
     outcome = SbcOutcome(family, out, ranks, summary, wall, workers_text, seen["reused"])
     progress(describe(outcome, sampling))
     return outcome

@@ -43,6 +43,9 @@ class CalibrationFamily(Protocol):
 
     name: str
     parameters: tuple[str, ...]
+    # Optional: ``discrete`` names parameters whose draws lie on a grid (their HDI coverage is
+    # tested one-sided), ``version`` changes when the simulator or the fit does (it keys the
+    # stored results), ``SAMPLING`` = {quick: {"draws", "tune", "chains"}}.
 
     def simulate(self, rng: np.random.Generator) -> Simulation:
         """Parameters from the family's priors, then the outcome from its likelihood on the

@@ -17,7 +17,8 @@ Two tests of that, each per parameter:
   null ECDF lies inside the band with probability 1 - alpha, jointly.
 
 Coverage: the share of simulations whose 94% HDI holds the truth, with its Clopper-Pearson
-interval; a calibrated posterior covers 94% of the time.
+interval; a calibrated posterior covers 94% of the time (at least 94% for a parameter on a
+discrete grid, whose HDI holds whole grid points).
 """
 
 from __future__ import annotations
@@ -143,11 +144,14 @@ def coverage_interval(covered: int, n: int, level: float = 0.95) -> tuple[float,
     return float(low), float(high)
 
 
-def coverage_p(covered: int, n: int, nominal: float) -> float:
-    """Two-sided exact binomial p-value of ``covered`` of ``n`` against ``nominal``."""
+def coverage_p(covered: int, n: int, nominal: float, discrete: bool = False) -> float:
+    """Exact binomial p-value of ``covered`` of ``n`` against ``nominal``: two-sided, or for a
+    ``discrete`` parameter one-sided against too little coverage (an HDI of draws on a grid
+    holds whole grid points, so it covers at least ``nominal`` of the time when calibrated)."""
     if n == 0:
         return float("nan")
-    return float(stats.binomtest(covered, n, nominal).pvalue)
+    alternative = "less" if discrete else "two-sided"
+    return float(stats.binomtest(covered, n, nominal, alternative=alternative).pvalue)
 
 
 def verdict(chisquare: float, ecdf: float, coverage: float, ranked: int) -> str:

@@ -115,6 +115,10 @@ def test_coverage_interval_is_clopper_pearson():
     assert coverage_interval(10, 10)[1] == 1.0
     assert coverage_p(188, 200, 0.94) > 0.5
     assert coverage_p(160, 200, 0.94) < 0.001
+    # A discrete parameter's HDI may over-cover: only too little coverage counts against it.
+    assert coverage_p(200, 200, 0.94) < 0.001
+    assert coverage_p(200, 200, 0.94, discrete=True) == 1.0
+    assert coverage_p(170, 200, 0.94, discrete=True) < 0.01
 
 
 def test_verdict_names_the_failed_checks():

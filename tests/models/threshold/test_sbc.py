@@ -2,7 +2,8 @@
 family of :mod:`models.threshold.calibration`: covariates, threshold variable and grid fixed,
 (gamma, slopes, sigma) from the prior, y from the model, and the PyMC model compiled once and
 reused through its shared data. The rank of each true value among the posterior draws must be
-uniform and the 94% HDI must cover the truth 94% of the time."""
+uniform and the 94% HDI must cover the truth 94% of the time (at least 94% for the threshold,
+whose draws lie on the grid)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.bayes.calibration import HDI_PROB, RANKED_DRAWS, hdi_covers, rank_of, thin
-from models.bayes.uniformity import chisquare_p, coverage_interval, ecdf_test
+from models.bayes.uniformity import chisquare_p, coverage_interval, coverage_p, ecdf_test
 from models.threshold.calibration import ThresholdCalibration
 
 N_SIMULATIONS = 100
@@ -42,4 +43,5 @@ def test_single_threshold_sbc():
         print(f"SBC {name}: chi-square p = {chi_p:.3f}, ECDF p = {ecdf.p:.3f}, "
               f"HDI coverage {covered[name] / n:.2f} [{low:.2f}, {high:.2f}]")
         assert chi_p > 0.01 and ecdf.p > 0.01, name
-        assert low <= HDI_PROB <= high, name
+        # The threshold's HDI holds whole grid points: at least 94% coverage when calibrated.
+        assert coverage_p(covered[name], n, HDI_PROB, name in family.discrete) > 0.01, name
