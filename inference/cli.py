@@ -3,7 +3,8 @@
 ``python -m inference compare DIR_A DIR_B [--out DIR]``,
 ``python -m inference bench [--quick] [--out DIR]`` (benchmarks against peers) and
 ``python -m inference fit --data FILE --formula "y ~ x | unit + time" --out DIR``
-(``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS)."""
+(``--model iv`` with ``"y ~ x + [d ~ z1 + z2] | unit + time"`` for panel 2SLS) and
+``python -m inference sbc FAMILY --sims N`` (simulation-based calibration)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 from data.errors import DataError
-from inference.batch import quiet_libraries
+from inference.batch import BatchError, quiet_libraries
 from inference.registry import STUDIES
 
 
@@ -129,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     fit.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
+
+    sbc = commands.add_parser("sbc", help="simulation-based calibration of a model family")
+    sbc.add_argument("family", metavar="FAMILY", help="twfe, heterogeneity, threshold, iv, "
+                     "mediation or event_study")
+    sbc.add_argument("--sims", type=_positive_int, required=True,
+                     help="number of simulated data sets")
+    sbc.add_argument("--quick", action="store_true", help="fewer draws per fit, for smoke runs")
+    sbc.add_argument("--out", type=Path, help="output folder (default: reports/sbc/FAMILY)")
+    sbc.add_argument("--seed", type=_seed, default=20250401, help="fixes all randomness "
+                     "(0 to 2**32 - 1)")
+    sbc.add_argument("--workers", type=_positive_int,
+                     help="Dask worker processes of a local cluster (default: one per core)")
+    sbc.add_argument("--scheduler", metavar="ADDRESS",
+                     help="run on the Dask cluster at this scheduler address instead")
     return parser
 
 
@@ -272,9 +287,17 @@ def main(argv: list[str] | None = None) -> int:
             flagged = results[(results["source"] == "bayesian") & (results["note"] != "")]
             trouble = [f"{term}: {note}" for term, note in zip(flagged["term"], flagged["note"],
                                                                strict=True)]
+        elif args.command == "sbc":
+            from inference.sbc import run_sbc
+
+            run_sbc(args.family, args.sims, quick=args.quick, out=args.out, seed=args.seed,
+                    workers=args.workers, scheduler=args.scheduler)
     except (DataError, ValueError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BatchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         _mark_interrupted(out)
         print(f"interrupted: the run stopped before it finished; {out or 'the output folder'} "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,7 @@ from models.heterogeneity.collapsed_slopes import SlopePrior, collapsed_slope_lo
 from models.heterogeneity.interacted import GroupDesign, build_group_design
 from models.heterogeneity.priors import GROUP_SD_ROLE, HeterogeneityPriors
 from models.panel.design import PanelDesign, prepare_panel
-from models.panel.marginal import SufficientStats
+from models.panel.marginal import MODEL_FIELDS, SufficientStats
 from models.panel.marginal_op import marginal_normal_logp_fused
 
 PARAMETRISATIONS = ("collapsed", "centred", "non_centred")
@@ -201,12 +201,21 @@ def _stacked_prior(priors: Sequence[Prior], name: str, dims: str):
     return pm.Deterministic(name, pt.stack(parts), dims=dims)
 
 
+def outcome_data(design: HeterogeneityDesign) -> dict[str, np.ndarray]:
+    """The sufficient statistics of the likelihood, by ``pm.Data`` name (``stat_<field>``),
+    for a data-container model (:func:`build_heterogeneity_model`)."""
+    stats = SufficientStats.from_design(design.panel)
+    return {f"stat_{key}": np.asarray(getattr(stats, key), dtype=float)
+            for key in MODEL_FIELDS if getattr(stats, key) is not None}
+
+
 def build_heterogeneity_model(
     design: HeterogeneityDesign,
     resolved: PanelPriors,
     between_priors: Sequence[Prior],
     tau_priors: Sequence[Prior],
     parametrisation: str = "non_centred",
+    data_containers: bool = False,
 ):
     """The PyMC model of the module docstring (normal likelihood, unit offsets integrated out).
 
@@ -217,6 +226,10 @@ def build_heterogeneity_model(
     ``slope`` (all design slopes, dims ``coef``, in :attr:`GroupDesign.columns` order).
     ``collapsed`` has no slope variables at all: they are integrated out
     (:mod:`models.heterogeneity.collapsed_slopes`) and drawn after sampling.
+
+    ``data_containers=True`` holds the sufficient statistics that depend on the outcome in
+    ``pm.Data`` containers named as in :func:`outcome_data`, so one compiled model serves
+    every outcome on the same design (simulation-based calibration).
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -237,6 +250,11 @@ def build_heterogeneity_model(
         mean_priors = [resolved.term_prior("slope", r) for r in groups.varying]
         tau = _stacked_prior(list(tau_priors), "group_sd", "varying")
         stats = SufficientStats.from_design(panel)
+        if data_containers:
+            values = outcome_data(design)
+            stats = replace(stats, **{key: pm.Data(name, value)
+                                      for name, value in values.items()
+                                      for key in [name.removeprefix("stat_")]})
         sigma = resolved.sigma.to_pymc("sigma")
         if parametrisation == "collapsed":
             # The likelihood below is then evaluated at zero slopes; this term adds the rest.
