@@ -198,7 +198,8 @@ def build_twfe_model(
     ``data_containers=True`` (marginalised and collapsed modes) holds every number that
     depends on the data (sufficient statistics and prior parameters) in ``pm.Data``
     containers named as in :func:`marginal_model_data`, so one compiled model serves every
-    design of the same shape.
+    design of the same shape. With a ``slope_builder`` (collapsed mode only) the builder's own
+    prior parameters stay constants of the graph.
     """
     import pymc as pm
 
@@ -216,8 +217,9 @@ def build_twfe_model(
     if design.time_idx is not None:
         coords["year"] = list(design.time_labels)
     x = design.x_within if parametrisation == "mundlak" else design.x_raw - design.x_mean
-    if data_containers and slope_builder is not None:
-        raise ValueError("a slope builder has no data-container form")
+    if data_containers and slope_builder is not None and mode != "collapsed":
+        raise ValueError("a slope builder has a data-container form in the collapsed model "
+                         "only")
     if data_containers and mode not in ("collapsed", "marginalised"):
         raise ValueError("data containers are implemented for the marginalised and collapsed "
                          "models only")
