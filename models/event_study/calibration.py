@@ -59,11 +59,14 @@ class EventStudyCalibration:
     docstring), priors :data:`PRIORS`."""
 
     name = "event_study"
+    priors = PRIORS
+    path_prior = PATH_PRIOR
+    scales = ("sigma", "unit_sd", "year_sd")
+    link = "identity"
 
     def __init__(self, quick: bool = False):
         from models.panel.bayes import resolve_priors
         from models.panel.design import prepare_panel
-        from models.panel.model import build_twfe_model
 
         self.quick = quick
         self.n_units = 24 if quick else 36
@@ -75,22 +78,28 @@ class EventStudyCalibration:
         data, self.event_years, _ = event_design(frame, "y", "size", (), "unit", "year",
                                                  REFERENCE, "none")
         self.terms = [f"{TERM_PREFIX}{y}" for y in self.event_years]
-        self.parameters = (*self.terms, "sigma", "unit_sd", "year_sd")
+        self.parameters = (*self.terms, *self.scales)
         self.frame = data
         self.sampling = ({"draws": 500, "tune": 500, "chains": 2} if quick
                          else {"draws": 1000, "tune": 1000, "chains": 4})
         self._prepare = lambda y: prepare_panel(self.frame.assign(y=y), "y", self.terms,
                                                 "unit", "year", [self.terms[0]])
-        design = self._prepare(rng.normal(size=len(data)))
+        # Placeholder counts: the outcome only fills the data containers, replaced per fit.
+        design = self._prepare(rng.poisson(3.0, size=len(data)).astype(float))
         self.x_within, self.unit_means = design.x_within, design.unit_means
         self.unit_idx, self.time_idx = design.unit_idx, design.time_idx
-        self.resolved = resolve_priors(PRIORS, design, "identity")
+        self.resolved = resolve_priors(self.priors, design, self.link)
         self.slope_prior = EventSlopePrior(
-            PATH_PRIOR, path_structure(PATH_PRIOR.kind, self.event_years, REFERENCE),
+            self.path_prior, path_structure(self.path_prior.kind, self.event_years, REFERENCE),
             tuple(self.terms), ())
-        self.model = build_twfe_model(design, self.resolved, "normal", "mundlak", "collapsed",
-                                      data_containers=True, slope_builder=self.slope_prior.build)
+        self.model = self._build_model(design)
         self._compiled = None
+
+    def _build_model(self, design):
+        from models.panel.model import build_twfe_model
+
+        return build_twfe_model(design, self.resolved, "normal", "mundlak", "collapsed",
+                                data_containers=True, slope_builder=self.slope_prior.build)
 
     @property
     def compiled(self):
@@ -167,4 +176,114 @@ class EventStudyCalibration:
         draws = {t: post["slope"].sel(coef=t).values.reshape(-1) for t in self.terms}
         draws.update({name: post[name].values.reshape(-1)
                       for name in ("sigma", "unit_sd", "year_sd")})
+        return CalibrationFit(draws, fit.convergence_problems())
+
+
+# Fixed priors on the log link: counts around exp(1.5) ~ 4.5 a unit-year, effects of a few
+# tenths of a log point, overdispersion alpha (variance mu + mu^2 / alpha) of order 10.
+NEGBIN_PRIORS = {
+    "intercept": "normal(1.5, 0.5)",
+    "slope": "normal(0, 0.5)",
+    "between": "normal(0, 0.5)",
+    "unit_sd": "halfnormal(0.5)",
+    "year_sd": "halfnormal(0.5)",
+    "alpha": "gamma(4, 0.4)",
+}
+NEGBIN_PATH_PRIOR = EventPathPrior("independent", scale=0.5, step=0.5)
+
+
+class EventStudyNegbinCalibration(EventStudyCalibration):
+    """Simulate from and fit the negative-binomial Bayesian event study (log link, unit
+    offsets sampled non-centred): for unit i and year t
+
+        count_it ~ NegBin(exp(eta_it), alpha),
+        eta_it = alpha_0 + sum_k b_k D~_k,it + lambda (Dbar_1,i - Dbar_1) + unit_sd z_i + tau_t,
+
+    z_i ~ N(0, 1), tau ~ ZeroSumNormal(year_sd), b_k ~ N(0, 0.5), priors
+    :data:`NEGBIN_PRIORS`; the design is that of :class:`EventStudyCalibration`. The model is
+    compiled once with the counts in a data container and sampled as the fit does (low-rank
+    mass matrix, the sampler's default target acceptance)."""
+
+    name = "event_study_negbin"
+    priors = NEGBIN_PRIORS
+    path_prior = NEGBIN_PATH_PRIOR
+    scales = ("alpha", "unit_sd", "year_sd")
+    link = "log"
+
+    def _build_model(self, design):
+        from models.panel.model import build_twfe_model
+
+        return build_twfe_model(design, self.resolved, "negbin", "mundlak", "sampled",
+                                slope_builder=self.slope_prior.build, outcome_container=True)
+
+    def simulate(self, rng: np.random.Generator) -> Simulation:
+        """(b, alpha_0, lambda, unit_sd, year_sd, alpha) from the priors, then the counts
+        from the negative binomial with mean exp(eta)."""
+        k = len(self.terms)
+        path = rng.normal(0.0, self.path_prior.scale, size=k)
+        intercept = rng.normal(1.5, 0.5)
+        between = rng.normal(0.0, 0.5, size=k)
+        unit_sd, year_sd = np.abs(rng.normal(0.0, 0.5, size=2))
+        alpha = rng.gamma(4.0, 1.0 / 0.4)
+        unit_offset = rng.normal(size=self.n_units)
+        year_effect = year_sd * rng.normal(size=len(YEARS))
+        year_effect -= year_effect.mean()
+        eta = (intercept + self.x_within @ path
+               + (self.unit_means @ between + unit_sd * unit_offset)[self.unit_idx]
+               + year_effect[self.time_idx])
+        mu = np.exp(eta)
+        # NegBin(mu, alpha) as a gamma-Poisson mixture: rate ~ Gamma(alpha, mu / alpha).
+        counts = rng.poisson(rng.gamma(alpha, mu / alpha)).astype(float)
+        truth = dict(zip(self.terms, path, strict=True))
+        truth.update(alpha=alpha, unit_sd=unit_sd, year_sd=year_sd)
+        return Simulation({key: float(v) for key, v in truth.items()},
+                          {"y": counts, "intercept": float(intercept), "between": between,
+                           "unit_offset": unit_offset, "year_effect": year_effect})
+
+    def data_values(self, simulation: Simulation) -> dict[str, np.ndarray]:
+        """The model's data container for one simulation: the counts."""
+        return {"y_observed": np.asarray(simulation.data["y"], dtype=float)}
+
+    def unconstrained_truth(self, simulation: Simulation) -> dict[str, np.ndarray]:
+        """Every free variable's true value as a point of the model's value variables (the
+        zero-sum year effects in the model's own n - 1 coordinates)."""
+        import pytensor.tensor as pt
+
+        truth, data = simulation.truth, simulation.data
+        values = {"intercept": data["intercept"], "event_path": [truth[t] for t in self.terms],
+                  "between": data["between"], "unit_offset": data["unit_offset"],
+                  "year_effect": data["year_effect"], "unit_sd": truth["unit_sd"],
+                  "year_sd": truth["year_sd"], "alpha": truth["alpha"]}
+        point = {}
+        for rv in self.model.free_RVs:
+            value = np.asarray(values[rv.name], dtype=float)
+            transform = self.model.rvs_to_transforms[rv]
+            if transform is not None:
+                value = transform.forward(pt.as_tensor_variable(value),
+                                          *rv.owner.inputs).eval()
+            point[self.model.rvs_to_values[rv].name] = np.asarray(value)
+        return point
+
+    def fit(self, simulation: Simulation, seed: int, sampling: dict[str, Any] | None = None
+            ) -> CalibrationFit:
+        """Sample the compiled negative-binomial event study on ``simulation`` as
+        :func:`models.event_study.bayes.fit_bayes_event_study` does; problems are those of
+        :meth:`BayesEventStudyFit.convergence_problems`."""
+        from models.bayes.sampler import run_nutpie
+
+        settings = {**self.sampling, **(sampling or {})}
+        compiled = self.compiled.with_data(**self.data_values(simulation))
+        idata, seconds = run_nutpie(compiled, settings["draws"], settings["tune"],
+                                    settings["chains"], seed, False, None,
+                                    low_rank_mass_matrix=True)
+        idata.posterior = idata.posterior.assign_coords(coef=self.terms, event=self.terms)
+        _keep_identified_mundlak_terms(idata, self.terms, [self.terms[0]])
+        spec = {"regressors": self.terms, "likelihood": "negbin",
+                "n_obs": self.unit_idx.size, "event_years": self.event_years,
+                "reference": REFERENCE}
+        fit = BayesEventStudyFit.record(idata, spec=spec, priors={}, data_hash="", seed=seed,
+                                        times={"sampling_s": seconds})
+        post = idata.posterior
+        draws = {t: post["slope"].sel(coef=t).values.reshape(-1) for t in self.terms}
+        draws.update({name: post[name].values.reshape(-1) for name in self.scales})
         return CalibrationFit(draws, fit.convergence_problems())
