@@ -246,12 +246,21 @@ def _resolve(priors: IVPriors, design: IVDesign) -> tuple[dict[str, Any], dict]:
     return resolved, record
 
 
-def build_iv_model(design: IVDesign, resolved: dict[str, Any]):
+def iv_model_data(design: IVDesign) -> dict[str, np.ndarray]:
+    """Values of the data containers of :func:`build_iv_model` for ``design``."""
+    return {"gram": design.gram, "n_effective": np.array(float(design.n_effective))}
+
+
+def build_iv_model(design: IVDesign, resolved: dict[str, Any], data_containers: bool = False):
     """The PyMC model of the module docstring.
 
     Free variables: ``beta``, ``first_stage`` (pi, dims ``instrument``), ``control_outcome``
     (gamma) and ``control_first`` (delta) (dims ``control``), ``sigma_outcome`` (s_u),
     ``sigma_first`` (s_v), ``rho_unit`` ((rho + 1) / 2); Deterministic ``rho``.
+
+    ``data_containers=True`` holds the cross-products and the effective number of
+    observations in ``pm.Data`` (:func:`iv_model_data`), so that one compiled model serves
+    every data set of the same variables and priors.
     """
     import pymc as pm
     import pytensor.tensor as pt
@@ -276,14 +285,17 @@ def build_iv_model(design: IVDesign, resolved: dict[str, Any]):
         # Residuals as linear maps of the demeaned data [y, x, z, w]: u = D a_u, v = D a_v.
         a_u = pt.concatenate([pt.ones(1), -pt.reshape(beta, (1,)), pt.zeros(n_z), -gamma])
         a_v = pt.concatenate([pt.zeros(1), pt.ones(1), -pi, -delta])
-        gram = pt.as_tensor_variable(design.gram)
+        values = iv_model_data(design)
+        gram = (pm.Data("gram", values["gram"]) if data_containers
+                else pt.as_tensor_variable(values["gram"]))
         s_uu = pt.dot(a_u, pt.dot(gram, a_u))
         s_uv = pt.dot(a_u, pt.dot(gram, a_v))
         s_vv = pt.dot(a_v, pt.dot(gram, a_v))
         one_minus = 1.0 - rho**2
         quadratic = (s_uu / sigma_u**2 - 2.0 * rho * s_uv / (sigma_u * sigma_v)
                      + s_vv / sigma_v**2) / one_minus
-        n_eff = float(design.n_effective)
+        n_eff = (pm.Data("n_effective", values["n_effective"]) if data_containers
+                 else float(design.n_effective))
         log_det = 2.0 * pt.log(sigma_u) + 2.0 * pt.log(sigma_v) + pt.log(one_minus)
         pm.Potential(f"{design.outcome}_{design.endogenous}_joint",
                      -0.5 * n_eff * log_det - 0.5 * quadratic - n_eff * np.log(2.0 * np.pi))

@@ -172,6 +172,7 @@ def build_twfe_model(
     unit_effects: str = "auto",
     data_containers: bool = False,
     slope_builder=None,
+    outcome_container: bool = False,
 ):
     """The PyMC model of :func:`fit_bayes_twfe` for a prepared design and resolved priors.
 
@@ -198,7 +199,12 @@ def build_twfe_model(
     ``data_containers=True`` (marginalised and collapsed modes) holds every number that
     depends on the data (sufficient statistics and prior parameters) in ``pm.Data``
     containers named as in :func:`marginal_model_data`, so one compiled model serves every
-    design of the same shape.
+    design of the same shape. With a ``slope_builder`` (collapsed mode only) the builder's own
+    prior parameters stay constants of the graph.
+
+    ``outcome_container=True`` (sampled mode) holds the observed outcome in the ``pm.Data``
+    container ``<outcome>_observed``, so one compiled model serves new outcomes on the same
+    regressors and priors.
     """
     import pymc as pm
 
@@ -216,8 +222,9 @@ def build_twfe_model(
     if design.time_idx is not None:
         coords["year"] = list(design.time_labels)
     x = design.x_within if parametrisation == "mundlak" else design.x_raw - design.x_mean
-    if data_containers and slope_builder is not None:
-        raise ValueError("a slope builder has no data-container form")
+    if data_containers and slope_builder is not None and mode != "collapsed":
+        raise ValueError("a slope builder has a data-container form in the collapsed model "
+                         "only")
     if data_containers and mode not in ("collapsed", "marginalised"):
         raise ValueError("data containers are implemented for the marginalised and collapsed "
                          "models only")
@@ -293,19 +300,21 @@ def build_twfe_model(
             )
         else:
             unit_effect = pm.Normal("unit_effect", unit_mean, unit_sd, dims="unit")
+        observed = (pm.Data(f"{design.outcome}_observed", design.y) if outcome_container
+                    else design.y)
         eta = intercept + pm.math.dot(x, slope) + unit_effect[design.unit_idx]
         if year_effect is not None:
             eta = eta + year_effect[design.time_idx]
         if likelihood == "normal":
             sigma = priors.sigma.to_pymc("sigma")
-            pm.Normal(design.outcome, eta, sigma, observed=design.y, dims="obs")
+            pm.Normal(design.outcome, eta, sigma, observed=observed, dims="obs")
         elif likelihood == "student_t":
             sigma = priors.sigma.to_pymc("sigma")
             nu = priors.nu.to_pymc("nu")
-            pm.StudentT(design.outcome, nu=nu, mu=eta, sigma=sigma, observed=design.y, dims="obs")
+            pm.StudentT(design.outcome, nu=nu, mu=eta, sigma=sigma, observed=observed, dims="obs")
         else:
             alpha = priors.alpha.to_pymc("alpha")
             pm.NegativeBinomial(
-                design.outcome, mu=pm.math.exp(eta), alpha=alpha, observed=design.y, dims="obs"
+                design.outcome, mu=pm.math.exp(eta), alpha=alpha, observed=observed, dims="obs"
             )
     return model
