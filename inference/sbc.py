@@ -45,6 +45,7 @@ FAMILIES = {
     "iv": "models.iv.calibration:IvCalibration",
     "mediation": "models.mediation.calibration:MediationCalibration",
     "event_study": "models.event_study.calibration:EventStudyCalibration",
+    "event_study_negbin": "models.event_study.calibration:EventStudyNegbinCalibration",
 }
 # Used when a family does not set its own ``SAMPLING`` ({quick: settings}).
 DEFAULT_SAMPLING = {False: {"draws": 1000, "tune": 1000, "chains": 4},
@@ -201,14 +202,16 @@ def run_sbc(family: str, sims: int, *, quick: bool = False, out: str | Path | No
     results = run_batch(tasks, out / ".batch", scheduler=scheduler, workers=workers,
                         progress=watch)
     ranks = rank_table(list(results.values()))
-    summary = summary_table(ranks, tuple(cls.parameters), tuple(getattr(cls, "discrete", ())))
+    # A family whose parameters depend on its design (the event years) names them per object.
+    parameters = tuple(getattr(cls, "parameters", None) or dict.fromkeys(ranks["parameter"]))
+    summary = summary_table(ranks, parameters, tuple(getattr(cls, "discrete", ())))
     out.mkdir(parents=True, exist_ok=True)
     for name, table in (("sbc_ranks.csv", ranks), ("sbc_summary.csv", summary)):
         write_atomically(out / name, lambda p, t=table: t.to_csv(p, index=False))
     from inference.sbc_plots import plot_ecdf_differences, plot_rank_histograms
 
-    plot_rank_histograms(ranks, tuple(cls.parameters), family, out / "sbc_rank_histograms.png")
-    plot_ecdf_differences(ranks, tuple(cls.parameters), family, out / "sbc_ecdf_difference.png")
+    plot_rank_histograms(ranks, parameters, family, out / "sbc_rank_histograms.png")
+    plot_ecdf_differences(ranks, parameters, family, out / "sbc_ecdf_difference.png")
     wall = time.perf_counter() - started
     if scheduler is not None:
         workers_text = f"the cluster at {scheduler}"
