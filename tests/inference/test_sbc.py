@@ -71,7 +71,9 @@ def test_small_batch_writes_every_output(reference):
     converged = ranks[ranks["converged"]]
     # A fit that did not converge is reported with its problems and never ranked.
     assert ranks.loc[~ranks["converged"], "rank"].isna().all()
-    assert (ranks.loc[~ranks["converged"], "problems"].fillna("").astype(str).str.len() > 0).all()
+    problems = ranks["problems"].fillna("").astype(str)
+    assert (problems[~ranks["converged"]].str.len() > 0).all()
+    assert (problems[ranks["converged"]] == "").all()
     assert converged["rank"].between(0, RANKED_DRAWS).all()
     summary = pd.read_csv(out / "sbc_summary.csv")
     assert summary["parameter"].tolist() == list(parameters)
