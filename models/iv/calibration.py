@@ -20,9 +20,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from models.bayes.calibration import CalibrationFit, Simulation
+from models.bayes.calibration import CALIBRATION_SAMPLING, CalibrationFit, Simulation, fixed_panel
 from models.iv.bayes import (
     BayesIVFit,
     IVPriors,
@@ -59,19 +58,9 @@ class IvCalibration:
         self.n_units, self.n_years = (24, 6) if quick else (36, 7)
         rng = np.random.default_rng(DESIGN_SEED)
         n = self.n_units * self.n_years
-        unit = np.repeat(np.arange(self.n_units), self.n_years)
-        year = np.tile(np.arange(self.n_years), self.n_units)
         # Instrument and control correlate with the unit effects, as panel instruments do.
-        level = rng.normal(size=self.n_units)[unit]
-        self.frame = pd.DataFrame({
-            "unit": unit, "year": year,
-            "z": rng.normal(size=n) + 0.5 * level,
-            "w": rng.normal(size=n) + 0.3 * level,
-        })
-        # The project's sampling defaults: the convergence checks ask for a bulk ESS of 400
-        # for every term, which 4 x 500 draws miss in about a quarter of the IV fits.
-        self.sampling = ({"draws": 500, "tune": 500, "chains": 2} if quick
-                         else {"draws": 1000, "tune": 1000, "chains": 4})
+        self.frame = fixed_panel(rng, self.n_units, self.n_years, {"z": 0.5, "w": 0.3})
+        self.sampling = dict(CALIBRATION_SAMPLING[quick])
         design = self._design(np.zeros(n), rng.normal(size=n))
         self.resolved, self.priors = _resolve(IVPriors.parse(PRIORS), design)
         self.model = build_iv_model(design, self.resolved, data_containers=True)
