@@ -27,6 +27,21 @@ STATISTIC_NAMES = ("yy", "base_y", "base_gram", "split_y", "split_base", "split_
 SHAREABLE = ("yy", "base_y", "base_gram", "split_y", "split_base", "config_prior")
 
 _OP_CLASS: list[Any] = []
+_SOURCE_HASH: list[str] = []
+
+
+def _kernel_source_hash() -> str:
+    """sha256 of the source of :mod:`models.threshold.kernels` and of this module."""
+    if not _SOURCE_HASH:
+        import hashlib
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for name in ("kernels.py", "op.py"):
+            digest.update((here / name).read_bytes())
+        _SOURCE_HASH.append(digest.hexdigest()[:16])
+    return _SOURCE_HASH[0]
 
 
 def marginal_statistics(stats: ThresholdData, k: int, log_prior_cfg: np.ndarray
@@ -135,9 +150,10 @@ def _make_op_class():
                 split_y, split_base, split_diag, gram, configs, prior)
             return np.asarray(value), grad_theta, np.asarray(grad_sigma)
 
-        # No PyTensor cache key: the wrapper is tiny, and the kernel it calls is cached by
-        # numba itself (cache=True), which notices when the kernel's source changes.
-        return marginal, None
+        # PyTensor's cached graph code embeds the kernel: the key carries the kernels'
+        # source, so that editing them invalidates the graphs compiled with the old ones.
+        return marginal, f"MarginalLogLik-{op.n_fixed}-{op.n_regime}-{op.k}-{op.dof}-" \
+            f"{_kernel_source_hash()}"
 
     return MarginalLogLik
 

@@ -1,0 +1,259 @@
+"""A PyMC model as a nutpie model whose compiled code is cached on disk across processes.
+
+nutpie's own numba route (``nutpie.compile_pymc_model(model, backend="numba")``) wraps the
+model's PyTensor functions in two ``numba.cfunc``s that numba cannot cache (they refer to
+runtime addresses), so every process pays their LLVM compilation again: 10-25 s per model
+measured here, even when PyTensor's on-disk cache holds every inner function.
+
+This route keeps the one density, PyMC's, and compiles it once per machine:
+
+* the log density and its gradient in the unconstrained point, and the draws' expansion to
+  every traced variable, are PyTensor graphs built the way nutpie builds them;
+* every array constant of those graphs (after constant folding) and every ``pm.Data``
+  becomes an explicit input: the compiled code then holds no data, so numba may cache it,
+  and the cache entry serves any data of the same shapes;
+* the graphs are compiled in PyTensor's NUMBA mode, whose code numba caches under
+  PyTensor's ``base_compiledir`` (``$PYTENSOR_FLAGS=base_compiledir=DIR``, default
+  ``~/.pytensor``); the log density is called through a one-line ``nogil`` numba wrapper,
+  cached there too, so that nutpie's chains evaluate gradients in parallel threads;
+* nutpie drives these as Python callables (``nutpie.compiled_pyfunc.from_pyfunc``).
+
+A graph containing an Op without a PyTensor cache key still works but compiles in every
+process (:func:`compile_model` reports it in ``cached``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass
+from functools import partial
+from math import prod
+from typing import Any
+
+import numpy as np
+
+# Constants with fewer elements stay in the graph: rewrites read their values (a scale of
+# 1, a zero mean), and they are too small to slow the compilation or block the cache.
+LIFT_MIN_SIZE = 2
+WRAPPER_VERSION = "2"
+
+
+@dataclass(frozen=True)
+class GraphFunction:
+    """A compiled PyTensor graph f(x, *data): its numba function, the names of its data
+    inputs (``pm.Data`` names or generated ``__PREFIX_constant_j`` names) and whether numba's
+    on-disk cache holds its code."""
+
+    function: Any
+    data_names: tuple[str, ...]
+    cached: bool
+
+
+_MODEL_CLASS: list[Any] = []
+
+
+def _cached_model_class():
+    """nutpie's Python-callable model, with ``cached`` and a ``with_data`` that keeps each
+    data input's dtype and rank (the compiled code is typed by them)."""
+    if not _MODEL_CLASS:
+        from nutpie.compiled_pyfunc import PyFuncModel
+
+        @dataclass(frozen=True)
+        class CachedPyFuncModel(PyFuncModel):
+            cached: bool = False
+
+            def with_data(self, **updates):
+                values = {}
+                for name, value in updates.items():
+                    old = self._shared_data.get(name)
+                    if old is None:
+                        raise KeyError(f"Unknown shared variable: {name}")
+                    new = np.array(value, dtype=old.dtype, order="C")
+                    if new.ndim != old.ndim:
+                        raise ValueError(f"Shared variable {name} must have rank {old.ndim}")
+                    values[name] = new
+                return super().with_data(**values)
+
+        _MODEL_CLASS.append(CachedPyFuncModel)
+    return _MODEL_CLASS[0]
+
+
+def lift_data(inputs, outputs, model, prefix: str) -> tuple[list, list, dict[str, np.ndarray]]:
+    """Replace the model's ``pm.Data`` and every array constant of ``outputs`` (at least
+    :data:`LIFT_MIN_SIZE` elements) by explicit inputs; returns the new outputs, the data
+    input variables and their values by name."""
+    import pytensor
+    from pytensor.compile.sharedvalue import SharedVariable
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.traversal import ancestors
+
+    replace: dict[Any, Any] = {}
+    values: dict[str, np.ndarray] = {}
+    variables = []
+    for variable in ancestors(outputs, blockers=inputs):
+        if isinstance(variable, SharedVariable):
+            name = variable.name
+            value = np.asarray(variable.get_value())
+        elif isinstance(variable, Constant) and getattr(variable.type, "ndim", 0) >= 1 \
+                and np.size(variable.data) >= LIFT_MIN_SIZE:
+            name = f"__{prefix}_constant_{len(values)}"
+            value = np.asarray(variable.data)
+        else:
+            continue
+        if name in values:
+            raise ValueError(f"two data inputs of the model are both named {name!r}")
+        new = variable.type()
+        new.name = name
+        replace[variable] = new
+        values[name] = np.array(value, order="C")  # ascontiguousarray would make 0-d 1-d
+        variables.append(new)
+    new_outputs = pytensor.clone_replace(list(outputs), replace) if replace else list(outputs)
+    return new_outputs, variables, values
+
+
+def compile_graph(inputs, outputs, model, nogil: bool, prefix: str) -> tuple[GraphFunction,
+                                                                dict[str, np.ndarray]]:
+    """Compile ``outputs`` as a function of ``inputs`` and the model's data in PyTensor's
+    NUMBA mode; with ``nogil`` the function releases the GIL while it runs."""
+    from pymc.pytensorf import compile as compile_pymc
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
+    outputs, data_vars, values = lift_data(inputs, outputs, model, prefix)
+    with model:
+        function = compile_pymc([*inputs, *data_vars], outputs, mode="NUMBA",
+                                on_unused_input="ignore")
+    if function.get_shared():
+        raise ValueError("the compiled graph kept shared variables: "
+                         + ", ".join(str(v) for v in function.get_shared()))
+    inner = function.vm.jit_fn
+    key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
+    if nogil:
+        inner = _nogil_wrapper(inner, len(inputs) + len(data_vars), key)
+    names = tuple(v.name for v in data_vars)
+    return GraphFunction(inner, names, key is not None), values
+
+
+def _nogil_wrapper(inner, n_args: int, key: str | None):
+    """A numba function calling ``inner`` with the GIL released, cached under ``key``."""
+    import numba
+    from pytensor.link.numba.cache import compile_numba_function_src
+
+    args = ", ".join(f"a{j}" for j in range(n_args))
+    source = f"def nogil_call({args}):\n    return inner({args})\n"
+    cache_key = None if key is None else f"nutpie_nogil_v{WRAPPER_VERSION}_{key}"
+    # The module globals give the cached code an importable home (numba rebuilds its
+    # environment from the module name).
+    python = compile_numba_function_src(source, "nogil_call", globals() | {"inner": inner},
+                                        cache_key=cache_key)
+    return numba.njit(python, nogil=True, cache=cache_key is not None)
+
+
+def _value_var_graphs(model, shapes):
+    """The joined unconstrained point, the log density and gradient graphs in it, the
+    replacements of the value variables and (names, slices, shapes) of the free variables."""
+    import pytensor
+    import pytensor.tensor as pt
+
+    value_vars = [model.rvs_to_values[v] for v in model.free_RVs]
+    logp = model.logp()
+    rewrites = ["canonicalize", "stabilize"]
+    if not model.check_bounds:
+        rewrites.append("local_remove_check_parameter")
+    logp = pytensor.graph.rewrite_graph(logp, include=rewrites)
+    grads = pytensor.gradient.grad(logp, value_vars)
+    grad = pt.concatenate([pt.as_tensor(g).ravel() for g in grads])
+    names, slices, var_shapes = [], [], []
+    count = 0
+    for value_var in value_vars:
+        shape = tuple(int(s) for s in shapes[value_var.name])
+        names.append(value_var.name)
+        slices.append(slice(count, count + prod(shape)))
+        var_shapes.append(shape)
+        count += prod(shape)
+    joined = pt.TensorType("float64", shape=(count,))(name="_unconstrained_point")
+    replacements = {value_var: joined[piece].reshape(shape).astype(value_var.dtype)
+                    for value_var, piece, shape in zip(value_vars, slices, var_shapes,
+                                                       strict=True)}
+    logp, grad = pytensor.clone_replace([logp, grad], replacements)
+    # Constant folding before the data become inputs: what depends on data alone is
+    # computed once here, not at every gradient.
+    logp, grad = pytensor.graph.rewrite_graph([logp, grad], include=["canonicalize"])
+    return joined, logp, grad, replacements, (names, slices, var_shapes)
+
+
+def compile_model(model, var_names=None):
+    """nutpie model of the PyMC ``model`` (log density, gradient and expansion to the traced
+    variables; initial points jittered as nutpie's ``compile_pymc_model`` does), compiled in
+    PyTensor's NUMBA mode with the data as inputs so that numba's on-disk cache serves it in
+    the next process. The model's ``pm.Data`` can be replaced with ``with_data(name=value)``.
+
+    The returned model's ``cached`` is True when numba's disk cache can hold the code of
+    both functions (every Op of the graphs has a PyTensor cache key).
+    """
+    import pytensor
+    import pytensor.tensor as pt
+    from nutpie.compile_pymc import _compute_shapes, _prepare_dims_and_coords
+    from nutpie.compiled_pyfunc import from_pyfunc
+    from pymc.initial_point import make_initial_point_fn
+
+    shapes = _compute_shapes(model)
+    joined, logp, grad, replacements, (names, slices, free_shapes) = \
+        _value_var_graphs(model, shapes)
+    logp_fn, logp_values = compile_graph([joined], [logp, grad], model, nogil=True,
+                                           prefix="logp")
+
+    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
+    if var_names is not None:
+        remaining = [v for v in remaining if v.name in set(var_names)]
+    all_names, all_shapes = list(names), list(free_shapes)
+    for variable in remaining:
+        all_names.append(variable.name)
+        all_shapes.append(tuple(int(s) for s in shapes[variable.name]))
+    expanded = pt.concatenate([joined, *[pt.as_tensor(v).ravel() for v in remaining]])
+    expanded = pytensor.clone_replace(expanded, replacements)
+    expand_fn, expand_values = compile_graph([joined], [expanded], model, nogil=False,
+                                             prefix="expand")
+
+    point_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
+                                     return_transformed=True)
+    lock = threading.Lock()
+    n_dim = slices[-1].stop if slices else 0
+
+    def initial_point(seed):
+        with lock:
+            point = point_fn(seed)
+        return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
+
+    shared = {**logp_values, **expand_values}
+    logp_keys, expand_keys = logp_fn.data_names, expand_fn.data_names
+    logp_call, expand_call = logp_fn.function, expand_fn.function
+    splits = np.cumsum([prod(s) for s in all_shapes])[:-1]
+
+    def make_logp():
+        def logp(x, **data):
+            value, gradient = logp_call(x, *[data[k] for k in logp_keys])
+            return float(value), gradient
+        return logp
+
+    def make_expand(seed1, seed2, chain):
+        def expand(x, **data):
+            (flat,) = expand_call(x, *[data[k] for k in expand_keys])
+            return {name: piece.reshape(shape) for name, piece, shape in
+                    zip(all_names, np.split(flat, splits), all_shapes, strict=True)}
+        return expand
+
+    shape_info = (all_names, [None] * len(all_names), all_shapes)
+    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    compiled = from_pyfunc(ndim=n_dim, make_logp_fn=make_logp, make_expand_fn=make_expand,
+                           expanded_dtypes=[np.dtype("float64")] * len(all_names),
+                           expanded_shapes=all_shapes, expanded_names=all_names,
+                           coords=coords, dims=dims, shared_data=shared,
+                           make_initial_point_fn=initial_point)
+    fields = {f.name: getattr(compiled, f.name) for f in dataclasses.fields(compiled)}
+    return _cached_model_class()(**fields, cached=logp_fn.cached and expand_fn.cached)
+
+
+def logp_function(compiled):
+    """x -> (log density, gradient) of a :func:`compile_model` result on its current data."""
+    return partial(compiled._make_logp_func(), **compiled._shared_data)
