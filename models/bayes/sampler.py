@@ -93,10 +93,10 @@ def sample_model(
 
     times: dict[str, float] = {}
     if sampler == "nutpie":
-        import nutpie
+        from models.bayes.nutpie_compile import compile_model
 
         start = _time.perf_counter()
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        compiled = compile_model(model)
         times["compile_s"] = _time.perf_counter() - start
         idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                                 target_accept, low_rank_mass_matrix)

@@ -79,12 +79,12 @@ def sample_nutpie(model, draws: int, tune: int, chains: int, seed: int, progress
     Returns the InferenceData, the wall times (``compile_s``, ``sampling_s``) and the compiled
     model.
     """
-    import nutpie
+    from models.bayes.nutpie_compile import compile_model
 
     times: dict[str, float] = {}
     start = _time.perf_counter()
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        compiled = compile_model(model)
     times["compile_s"] = _time.perf_counter() - start
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)
