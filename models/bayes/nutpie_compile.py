@@ -36,7 +36,7 @@ import numpy as np
 # Constants with fewer elements stay in the graph: rewrites read their values (a scale of
 # 1, a zero mean), and they are too small to slow the compilation or block the cache.
 LIFT_MIN_SIZE = 2
-WRAPPER_VERSION = "2"
+WRAPPER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -135,12 +135,15 @@ def compile_graph(inputs, outputs, model, nogil: bool, prefix: str) -> tuple[Gra
 
 
 def _nogil_wrapper(inner, n_args: int, key: str | None):
-    """A numba function calling ``inner`` with the GIL released, cached under ``key``."""
+    """A numba function returning ``inner``'s (log density as a float, gradient) with the
+    GIL released, cached under ``key``."""
     import numba
     from pytensor.link.numba.cache import compile_numba_function_src
 
     args = ", ".join(f"a{j}" for j in range(n_args))
-    source = f"def nogil_call({args}):\n    return inner({args})\n"
+    # The log density leaves as a float: no 0-d array to box and convert per gradient.
+    source = (f"def nogil_call({args}):\n    value, grad = inner({args})\n"
+              f"    return value[()], grad\n")
     cache_key = None if key is None else f"nutpie_nogil_v{WRAPPER_VERSION}_{key}"
     # The module globals give the cached code an importable home (numba rebuilds its
     # environment from the module name).
@@ -149,11 +152,15 @@ def _nogil_wrapper(inner, n_args: int, key: str | None):
     return numba.njit(python, nogil=True, cache=cache_key is not None)
 
 
-def _value_var_graphs(model, shapes):
+def _value_var_graphs(model, free_shapes: dict[str, tuple[int, ...]]):
     """The joined unconstrained point, the log density and gradient graphs in it, the
     replacements of the value variables and (names, slices, shapes) of the free variables."""
     import pytensor
     import pytensor.tensor as pt
+    from pytensor.graph.basic import Constant
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.graph.traversal import graph_inputs
+    from pytensor.tensor.rewriting.basic import topo_constant_folding
 
     value_vars = [model.rvs_to_values[v] for v in model.free_RVs]
     logp = model.logp()
@@ -166,7 +173,7 @@ def _value_var_graphs(model, shapes):
     names, slices, var_shapes = [], [], []
     count = 0
     for value_var in value_vars:
-        shape = tuple(int(s) for s in shapes[value_var.name])
+        shape = free_shapes[value_var.name]
         names.append(value_var.name)
         slices.append(slice(count, count + prod(shape)))
         var_shapes.append(shape)
@@ -176,9 +183,13 @@ def _value_var_graphs(model, shapes):
                     for value_var, piece, shape in zip(value_vars, slices, var_shapes,
                                                        strict=True)}
     logp, grad = pytensor.clone_replace([logp, grad], replacements)
-    # Constant folding before the data become inputs: what depends on data alone is
-    # computed once here, not at every gradient.
-    logp, grad = pytensor.graph.rewrite_graph([logp, grad], include=["canonicalize"])
+    # Fold constants before the data become inputs: what depends on data alone (the
+    # gradient adds such terms) is computed once here, not at every gradient.
+    inputs = [v for v in graph_inputs([logp, grad]) if not isinstance(v, Constant)]
+    graph = FunctionGraph(inputs, [logp, grad])
+    topo_constant_folding.rewrite(graph)
+    logp, grad = pytensor.clone_replace(graph.outputs, dict(zip(graph.inputs, inputs,
+                                                                strict=True)))
     return joined, logp, grad, replacements, (names, slices, var_shapes)
 
 
@@ -192,32 +203,29 @@ def compile_model(model, var_names=None):
     both functions (every Op of the graphs has a PyTensor cache key).
     """
     import pytensor
-    import pytensor.tensor as pt
-    from nutpie.compile_pymc import _compute_shapes, _prepare_dims_and_coords
+    from nutpie.compile_pymc import _prepare_dims_and_coords
     from nutpie.compiled_pyfunc import from_pyfunc
     from pymc.initial_point import make_initial_point_fn
-
-    shapes = _compute_shapes(model)
-    joined, logp, grad, replacements, (names, slices, free_shapes) = \
-        _value_var_graphs(model, shapes)
-    logp_fn, logp_values = compile_graph([joined], [logp, grad], model, nogil=True,
-                                           prefix="logp")
-
-    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
-    if var_names is not None:
-        remaining = [v for v in remaining if v.name in set(var_names)]
-    all_names, all_shapes = list(names), list(free_shapes)
-    for variable in remaining:
-        all_names.append(variable.name)
-        all_shapes.append(tuple(int(s) for s in shapes[variable.name]))
-    expanded = pt.concatenate([joined, *[pt.as_tensor(v).ravel() for v in remaining]])
-    expanded = pytensor.clone_replace(expanded, replacements)
-    expand_fn, expand_values = compile_graph([joined], [expanded], model, nogil=False,
-                                             prefix="expand")
 
     point_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
                                      return_transformed=True)
     lock = threading.Lock()
+    first_point = point_fn(0)
+    free_shapes = {model.rvs_to_values[v].name: tuple(np.shape(first_point[
+        model.rvs_to_values[v].name])) for v in model.free_RVs}
+    joined, logp, grad, replacements, (names, slices, free_list) = \
+        _value_var_graphs(model, free_shapes)
+    logp_fn, logp_values = compile_graph([joined], [logp, grad], model, nogil=True,
+                                         prefix="logp")
+
+    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
+    if var_names is not None:
+        remaining = [v for v in remaining if v.name in set(var_names)]
+    expand_fn, expand_values = None, {}
+    if remaining:
+        expand_fn, expand_values = compile_graph(
+            [joined], pytensor.clone_replace(remaining, replacements), model, nogil=False,
+            prefix="expand")
     n_dim = slices[-1].stop if slices else 0
 
     def initial_point(seed):
@@ -226,28 +234,38 @@ def compile_model(model, var_names=None):
         return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
 
     shared = {**logp_values, **expand_values}
-    logp_keys, expand_keys = logp_fn.data_names, expand_fn.data_names
-    logp_call, expand_call = logp_fn.function, expand_fn.function
-    splits = np.cumsum([prod(s) for s in all_shapes])[:-1]
+    logp_keys, logp_call = logp_fn.data_names, logp_fn.function
+    expand_keys = expand_fn.data_names if expand_fn else ()
+    expand_call = expand_fn.function if expand_fn else None
+    remaining_names = [v.name for v in remaining]
 
     def make_logp():
         def logp(x, **data):
-            value, gradient = logp_call(x, *[data[k] for k in logp_keys])
-            return float(value), gradient
+            return logp_call(x, *[data[k] for k in logp_keys])
         return logp
 
     def make_expand(seed1, seed2, chain):
         def expand(x, **data):
-            (flat,) = expand_call(x, *[data[k] for k in expand_keys])
-            return {name: piece.reshape(shape) for name, piece, shape in
-                    zip(all_names, np.split(flat, splits), all_shapes, strict=True)}
+            values = {name: x[piece].reshape(shape).copy()
+                      for name, piece, shape in zip(names, slices, free_list, strict=True)}
+            if expand_call is not None:
+                outputs = expand_call(x, *[data[k] for k in expand_keys])
+                values.update((name, np.asarray(value, dtype="float64")) for name, value
+                              in zip(remaining_names, outputs, strict=True))
+            return values
         return expand
 
     # numba compiles (or loads from its cache) on the first call: make that happen here, so
-    # that the compile time is spent and counted as such, not inside the first chain.
+    # that the compile time is spent and counted as such, not inside the first chain. The
+    # call also gives the shapes of the traced variables.
     start = initial_point(0)
     make_logp()(start, **shared)
-    make_expand(0, 0, 0)(start, **shared)
+    # Later calls skip numba's argument type dispatch (a few microseconds per gradient, as
+    # much as a small model's gradient): the types cannot change, as with_data keeps them.
+    logp_call = _entry_point(logp_call)
+    first = make_expand(0, 0, 0)(start, **shared)
+    all_names = [*names, *remaining_names]
+    all_shapes = [tuple(np.shape(first[name])) for name in all_names]
     shape_info = (all_names, [None] * len(all_names), all_shapes)
     dims, coords = _prepare_dims_and_coords(model, shape_info)
     compiled = from_pyfunc(ndim=n_dim, make_logp_fn=make_logp, make_expand_fn=make_expand,
@@ -256,7 +274,15 @@ def compile_model(model, var_names=None):
                            coords=coords, dims=dims, shared_data=shared,
                            make_initial_point_fn=initial_point)
     fields = {f.name: getattr(compiled, f.name) for f in dataclasses.fields(compiled)}
-    return _cached_model_class()(**fields, cached=logp_fn.cached and expand_fn.cached)
+    cached = logp_fn.cached and (expand_fn is None or expand_fn.cached)
+    return _cached_model_class()(**fields, cached=cached)
+
+
+def _entry_point(dispatcher):
+    """The compiled code of a numba function typed once, callable without dispatch."""
+    if len(dispatcher.signatures) != 1:
+        return dispatcher
+    return dispatcher.overloads[dispatcher.signatures[0]].entry_point
 
 
 def logp_function(compiled):
