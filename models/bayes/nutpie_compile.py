@@ -36,7 +36,7 @@ import numpy as np
 # Constants with fewer elements stay in the graph: rewrites read their values (a scale of
 # 1, a zero mean), and they are too small to slow the compilation or block the cache.
 LIFT_MIN_SIZE = 2
-WRAPPER_VERSION = "3"
+WRAPPER_VERSION = "4"
 
 
 @dataclass(frozen=True)
@@ -112,10 +112,11 @@ def lift_data(inputs, outputs, model, prefix: str) -> tuple[list, list, dict[str
     return new_outputs, variables, values
 
 
-def compile_graph(inputs, outputs, model, nogil: bool, prefix: str) -> tuple[GraphFunction,
+def compile_graph(inputs, outputs, model, log_density: bool, prefix: str) -> tuple[GraphFunction,
                                                                 dict[str, np.ndarray]]:
     """Compile ``outputs`` as a function of ``inputs`` and the model's data in PyTensor's
-    NUMBA mode; with ``nogil`` the function releases the GIL while it runs."""
+    NUMBA mode; a ``log_density`` (outputs value, gradient) returns the value as a float and
+    releases the GIL while it runs."""
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
@@ -128,28 +129,35 @@ def compile_graph(inputs, outputs, model, nogil: bool, prefix: str) -> tuple[Gra
                          + ", ".join(str(v) for v in function.get_shared()))
     inner = function.vm.jit_fn
     key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
-    if nogil:
-        inner = _nogil_wrapper(inner, len(inputs) + len(data_vars), key)
+    if key is not None:
+        # PyTensor's callable is a cached shim around the graph's own numba function: call
+        # the latter, so that the cold compilation links and optimises the code once less.
+        inner = inner.py_func.__globals__.get("jitable_func", inner)
+    function = _wrapper(inner, len(inputs) + len(data_vars), key, log_density)
     names = tuple(v.name for v in data_vars)
-    return GraphFunction(inner, names, key is not None), values
+    return GraphFunction(function, names, key is not None), values
 
 
-def _nogil_wrapper(inner, n_args: int, key: str | None):
-    """A numba function returning ``inner``'s (log density as a float, gradient) with the
-    GIL released, cached under ``key``."""
+def _wrapper(inner, n_args: int, key: str | None, log_density: bool):
+    """The numba function called per evaluation, cached under ``key``: ``inner``'s outputs,
+    or for the log density (value as a float, gradient) with the GIL released."""
     import numba
     from pytensor.link.numba.cache import compile_numba_function_src
 
     args = ", ".join(f"a{j}" for j in range(n_args))
-    # The log density leaves as a float: no 0-d array to box and convert per gradient.
-    source = (f"def nogil_call({args}):\n    value, grad = inner({args})\n"
-              f"    return value[()], grad\n")
-    cache_key = None if key is None else f"nutpie_nogil_v{WRAPPER_VERSION}_{key}"
+    if log_density:
+        # The log density leaves as a float: no 0-d array to box and convert per gradient.
+        source = (f"def nogil_call({args}):\n    value, grad = inner({args})\n"
+                  f"    return value[()], grad\n")
+    else:
+        source = f"def nogil_call({args}):\n    return inner({args})\n"
+    kind = "logp" if log_density else "expand"
+    cache_key = None if key is None else f"nutpie_{kind}_v{WRAPPER_VERSION}_{key}"
     # The module globals give the cached code an importable home (numba rebuilds its
     # environment from the module name).
     python = compile_numba_function_src(source, "nogil_call", globals() | {"inner": inner},
                                         cache_key=cache_key)
-    return numba.njit(python, nogil=True, cache=cache_key is not None)
+    return numba.njit(python, nogil=log_density, cache=cache_key is not None)
 
 
 def _value_var_graphs(model, free_shapes: dict[str, tuple[int, ...]]):
@@ -215,7 +223,7 @@ def compile_model(model, var_names=None):
         model.rvs_to_values[v].name])) for v in model.free_RVs}
     joined, logp, grad, replacements, (names, slices, free_list) = \
         _value_var_graphs(model, free_shapes)
-    logp_fn, logp_values = compile_graph([joined], [logp, grad], model, nogil=True,
+    logp_fn, logp_values = compile_graph([joined], [logp, grad], model, log_density=True,
                                          prefix="logp")
 
     remaining = [v for v in model.unobserved_value_vars if v.name not in names]
@@ -224,7 +232,7 @@ def compile_model(model, var_names=None):
     expand_fn, expand_values = None, {}
     if remaining:
         expand_fn, expand_values = compile_graph(
-            [joined], pytensor.clone_replace(remaining, replacements), model, nogil=False,
+            [joined], pytensor.clone_replace(remaining, replacements), model, log_density=False,
             prefix="expand")
     n_dim = slices[-1].stop if slices else 0
 
@@ -264,6 +272,8 @@ def compile_model(model, var_names=None):
     # much as a small model's gradient): the types cannot change, as with_data keeps them.
     logp_call = _entry_point(logp_call)
     first = make_expand(0, 0, 0)(start, **shared)
+    if expand_call is not None:
+        expand_call = _entry_point(expand_call)
     all_names = [*names, *remaining_names]
     all_shapes = [tuple(np.shape(first[name])) for name in all_names]
     shape_info = (all_names, [None] * len(all_names), all_shapes)

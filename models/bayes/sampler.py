@@ -3,6 +3,8 @@
 Measured on the project's panel models (``benchmarks/bench_bayes_twfe.py``): nutpie's numba
 backend samples these small, smooth posteriors 10-50x faster per second than PyMC's default
 NUTS on the PyTensor C backend, which runs without BLAS here. numpyro is used only when asked.
+nutpie's model is compiled by :func:`models.bayes.nutpie_compile.compile_model`, whose code is
+cached on disk across processes.
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ The Op computes log sum_gamma p(gamma) p(y~ | theta, gamma, sigma).
 One node of the PyMC graph computes the value and its gradient in the slopes theta and sigma
 together (:func:`models.threshold.kernels.marginal_loglik`, a numba kernel compiled
 with ``cache=True``, used both under nutpie's numba backend and by ``perform``), so the
-compiled log density is a handful of nodes whatever the number of thresholds and regressors:
-nutpie compiles it in seconds, and a warm numba cache skips the kernel's compilation.
+compiled log density is a handful of nodes whatever the number of thresholds and regressors.
+The Op has a PyTensor cache key (its sizes and the source of the kernels), so the compiled
+model is kept in PyTensor's numba cache and the next process loads it
+(:mod:`models.bayes.nutpie_compile`).
 
 Importing this module does not import PyTensor; the Op class is built on first use.
 """
