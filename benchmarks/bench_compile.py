@@ -4,7 +4,7 @@ cold (empty) and warm (filled) compile caches, each run in a fresh process.
 Routes: ``cached`` (:func:`models.bayes.nutpie_compile.compile_model`, the project's route) and
 ``nutpie`` (``nutpie.compile_pymc_model(model, backend="numba")``). Models: the Bayesian
 Hansen (1999) double threshold, and the fixed designs of the event-study, IV, mediation and
-partial-pooling calibrations (placeholder outcomes: these time the models, not a study).
+partial-pooling calibrations, each on one data set simulated from its priors (seed 1).
 Each run samples 4 chains x 1,000 draws after 1,000 tuning steps, seed 1.
 
     python benchmarks/bench_compile.py [--families threshold,event_study,iv,mediation,
@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 FAMILIES = ("threshold", "event_study", "iv", "mediation", "heterogeneity")
@@ -33,7 +35,8 @@ ROUTES = ("cached", "nutpie")
 
 
 def build_model(family: str):
-    """One PyMC model of ``family`` (see the module docstring)."""
+    """One PyMC model of ``family`` (see the module docstring) and the values of its data
+    containers for one simulated data set (seed 1) of the family's calibration."""
     if family == "threshold":
         from benchmarks.bench_bayes_threshold import FIXED
         from data.hansen1999 import load_invest_panel
@@ -48,23 +51,30 @@ def build_model(family: str):
         log_prior = threshold_log_prior(stats.grid, 2, "uniform", [4])
         centre, chol = whitening(profile_fit(stats, 2, log_prior))
         return build_threshold_model(stats, 2, resolve_slope_priors(None, stats, 2),
-                                     log_prior, centre, chol)
+                                     log_prior, centre, chol), {}
+    rng = np.random.default_rng(1)
     if family == "event_study":
         from models.event_study.calibration import EventStudyCalibration
 
-        return EventStudyCalibration().model
+        design = EventStudyCalibration()
+        return design.model, design.data_values(design.simulate(rng))
     if family == "iv":
         from models.iv.calibration import IvCalibration
 
-        return IvCalibration().model
+        design = IvCalibration()
+        return design.model, design.data_values(design.simulate(rng))
     if family == "mediation":
         from models.mediation.calibration import MediationCalibration
 
-        return MediationCalibration().model
+        design = MediationCalibration()
+        return design.model, design.data_values(design.simulate(rng))
     if family == "heterogeneity":
         from models.heterogeneity.calibration import HeterogeneityCalibration
+        from models.heterogeneity.model import outcome_data
 
-        return HeterogeneityCalibration().model()
+        design = HeterogeneityCalibration()
+        simulation = design.simulate(rng)
+        return design.model(), outcome_data(design.prepare(simulation.data))
     raise ValueError(f"unknown family {family!r}; use one of {FAMILIES}")
 
 
@@ -74,7 +84,7 @@ def run_one(family: str, route: str) -> dict:
     from models.bayes.sampler import run_nutpie
 
     start = time.perf_counter()
-    model = build_model(family)
+    model, data = build_model(family)
     build_s = time.perf_counter() - start
     start = time.perf_counter()
     if route == "cached":
@@ -88,6 +98,7 @@ def run_one(family: str, route: str) -> dict:
     else:
         raise ValueError(f"unknown route {route!r}; use one of {ROUTES}")
     compile_s = time.perf_counter() - start
+    compiled = compiled.with_data(**data) if data else compiled
     idata, sampling_s = run_nutpie(compiled, 1000, 1000, 4, 1, False)
     steps = int(idata.sample_stats["n_steps"].sum())
     names = [v.name for v in model.free_RVs]
