@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import tempfile
-import time
 import warnings
 from pathlib import Path
 

@@ -81,7 +81,7 @@ def _cached_model_class():
     return _MODEL_CLASS[0]
 
 
-def lift_data(inputs, outputs, model, prefix: str) -> tuple[list, list, dict[str, np.ndarray]]:
+def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.ndarray]]:
     """Replace the model's ``pm.Data`` and every array constant of ``outputs`` (at least
     :data:`LIFT_MIN_SIZE` elements) by explicit inputs; returns the new outputs, the data
     input variables and their values by name."""
@@ -114,15 +114,15 @@ def lift_data(inputs, outputs, model, prefix: str) -> tuple[list, list, dict[str
     return new_outputs, variables, values
 
 
-def compile_graph(inputs, outputs, model, log_density: bool, prefix: str) -> tuple[GraphFunction,
-                                                                dict[str, np.ndarray]]:
+def compile_graph(inputs, outputs, model, log_density: bool, prefix: str
+                  ) -> tuple[GraphFunction, dict[str, np.ndarray]]:
     """Compile ``outputs`` as a function of ``inputs`` and the model's data in PyTensor's
     NUMBA mode; a ``log_density`` (outputs value, gradient) returns the value as a float and
     releases the GIL while it runs."""
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
-    outputs, data_vars, values = lift_data(inputs, outputs, model, prefix)
+    outputs, data_vars, values = lift_data(inputs, outputs, prefix)
     with model:
         function = compile_pymc([*inputs, *data_vars], outputs, mode="NUMBA",
                                 on_unused_input="ignore")
