@@ -50,6 +50,7 @@ class GraphFunction:
     function: Any
     data_names: tuple[str, ...]
     cached: bool
+    key: str | None = None
 
 
 _MODEL_CLASS: list[Any] = []
@@ -114,8 +115,8 @@ def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.nd
     return new_outputs, variables, values
 
 
-def compile_graph(inputs, outputs, model, log_density: bool, prefix: str
-                  ) -> tuple[GraphFunction, dict[str, np.ndarray]]:
+def compile_graph(inputs, outputs, model, log_density: bool, prefix: str,
+                  interface: str = "pyfunc") -> tuple[GraphFunction, dict[str, np.ndarray]]:
     """Compile ``outputs`` as a function of ``inputs`` and the model's data in PyTensor's
     NUMBA mode; a ``log_density`` (outputs value, gradient) returns the value as a float and
     releases the GIL while it runs."""
@@ -135,9 +136,11 @@ def compile_graph(inputs, outputs, model, log_density: bool, prefix: str
         # PyTensor's callable is a cached shim around the graph's own numba function: call
         # the latter, so that the cold compilation links and optimises the code once less.
         inner = inner.py_func.__globals__.get("jitable_func", inner)
-    function = _wrapper(inner, len(inputs) + len(data_vars), key, log_density)
     names = tuple(v.name for v in data_vars)
-    return GraphFunction(function, names, key is not None), values
+    if interface == "cfunc":
+        return GraphFunction(inner, names, key is not None, key), values
+    function = _wrapper(inner, len(inputs) + len(data_vars), key, log_density)
+    return GraphFunction(function, names, key is not None, key), values
 
 
 def _wrapper(inner, n_args: int, key: str | None, log_density: bool):
@@ -244,6 +247,73 @@ def seconds_per_gradient(compiled, repeats: int = 200) -> float:
             function(point)
         batches.append((time.perf_counter() - start) / (repeats // 5))
     return float(np.median(batches))
+
+
+def compile_cfunc_model(model, var_names=None):
+    """As :func:`compile_model`, through nutpie's C-callable interface: the chains call the
+    compiled code without Python, and the code is cached on disk
+    (:mod:`models.bayes.nutpie_cfunc`)."""
+    import pytensor
+    from nutpie.compile_pymc import _compute_shapes, _prepare_dims_and_coords
+    from pymc.initial_point import make_initial_point_fn
+
+    from models.bayes import nutpie_cfunc
+
+    point_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
+                                     return_transformed=True)
+    lock = threading.Lock()
+    first_point = point_fn(0)
+    names = [model.rvs_to_values[v].name for v in model.free_RVs]
+    free_shapes = {n: tuple(np.shape(first_point[n])) for n in names}
+    joined, logp, grad, replacements, (names, slices, free_list) = \
+        _value_var_graphs(model, free_shapes)
+    logp_fn, shared = compile_graph([joined], [logp, grad], model, log_density=True,
+                                    prefix="logp", interface="cfunc")
+    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
+    if var_names is not None:
+        remaining = [v for v in remaining if v.name in set(var_names)]
+    expand_fn = None
+    if remaining:
+        expand_fn, expand_values = compile_graph(
+            [joined], pytensor.clone_replace(remaining, replacements), model,
+            log_density=False, prefix="expand", interface="cfunc")
+        shared.update(expand_values)
+    static = [v.type.shape for v in remaining]
+    if all(s is not None for shape in static for s in shape):
+        remaining_shapes = [tuple(int(s) for s in shape) for shape in static]
+    else:
+        shapes = _compute_shapes(model)
+        remaining_shapes = [tuple(int(s) for s in shapes[v.name]) for v in remaining]
+    n_dim = slices[-1].stop if slices else 0
+    offsets = nutpie_cfunc.user_data_layout(shared)
+    logp_c = nutpie_cfunc.logp_cfunc(logp_fn.function, logp_fn.key, n_dim,
+                                     logp_fn.data_names, shared, offsets)
+    sizes = [prod(shape) for shape in remaining_shapes]
+    expand_c = nutpie_cfunc.expand_cfunc(
+        expand_fn.function if expand_fn else None,
+        expand_fn.key if expand_fn else logp_fn.key, n_dim, sizes,
+        expand_fn.data_names if expand_fn else (), shared, offsets)
+
+    def initial_point(seed):
+        with lock:
+            point = point_fn(seed)
+        return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
+
+    all_names = [*names, *[v.name for v in remaining]]
+    all_shapes = [*free_list, *remaining_shapes]
+    all_slices, position = [], 0
+    for shape in all_shapes:
+        all_slices.append(slice(position, position + prod(shape)))
+        position += prod(shape)
+    shape_info = (all_names, all_slices, all_shapes)
+    dims, coords = _prepare_dims_and_coords(model, shape_info)
+    cached = logp_fn.cached and (expand_fn is None or expand_fn.cached)
+    return nutpie_cfunc.cfunc_model_class()(
+        dims=dims, compiled_logp_func=logp_c, compiled_expand_func=expand_c,
+        initial_point_func=initial_point, shared_data=shared,
+        user_data=nutpie_cfunc.user_data_array(shared, offsets), n_expanded=position,
+        shape_info=shape_info, logp_func=None, expand_func=None, _n_dim=n_dim,
+        _shapes=dict(zip(all_names, all_shapes, strict=True)), _coords=coords, cached=cached)
 
 
 def _compile_cached(model, var_names=None):
