@@ -103,21 +103,24 @@ def logp_cfunc(inner, key: str | None, n_dim: int, names, values, offsets):
     return _compile(source, "logp_cfunc", env, key, signature)
 
 
-def expand_cfunc(inner, key: str | None, n_dim: int, sizes: list[int], names, values,
-                 offsets):
+def expand_cfunc(inner, key: str | None, n_dim: int, shapes: list[tuple[int, ...]], names,
+                 values, offsets):
     """C ``int64 expand(uint64 dim, uint64 n_expanded, double *x, double *out, void *ud)``
-    writing x and then every output of ``inner(x, *data)`` (flattened, ``sizes``) to out."""
+    writing x and then every output of ``inner(x, *data)`` (flattened, ``shapes``) to out."""
     import numba
 
+    sizes = [int(np.prod(shape)) for shape in shapes]
     n_expanded = n_dim + sum(sizes)
     unpack, args = _unpack_lines(names, values, offsets)
     call = ", ".join(["x", *args])
     writes, position = [], n_dim
-    for j, size in enumerate(sizes):
-        writes.append(f"        out[{position}:{position + size}] = "
-                      f"np.asarray(outputs[{j}]).reshape(-1).astype(np.float64)"
-                      if size != 1 else
-                      f"        out[{position}] = np.float64(np.asarray(outputs[{j}]).reshape(-1)[0])")
+    for j, (size, shape) in enumerate(zip(sizes, shapes, strict=True)):
+        if shape:
+            # outputs may be strided views: a contiguous copy can be flattened
+            flat = f"np.ascontiguousarray(outputs[{j}]).reshape(-1)"
+            writes.append(f"        out[{position}:{position + size}] = {flat}")
+        else:
+            writes.append(f"        out[{position}] = outputs[{j}][()]")
         position += size
     source = "\n".join([
         "def expand_cfunc(dim, expanded, x_, out_, user_data_):",

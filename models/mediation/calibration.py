@@ -68,7 +68,7 @@ class MediationCalibration:
         if self._compiled is None:
             from models.bayes.nutpie_compile import compile_model
 
-            self._compiled = compile_model(self.model, many_fits=True)
+            self._compiled = compile_model(self.model)
         return self._compiled
 
     def simulate(self, rng: np.random.Generator) -> Simulation:

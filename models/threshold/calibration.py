@@ -93,8 +93,7 @@ class ThresholdCalibration:
         if self._compiled is None:
             from models.bayes.nutpie_compile import compile_model
 
-            self._compiled = compile_model(self.model(self.prepare(self.frame["y"].to_numpy())),
-                                           many_fits=True)
+            self._compiled = compile_model(self.model(self.prepare(self.frame["y"].to_numpy())))
         return self._compiled
 
     def simulate(self, rng: np.random.Generator) -> Simulation:

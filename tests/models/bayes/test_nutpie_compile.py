@@ -27,7 +27,7 @@ def _assert_same_density(model, n_points=4):
     ours = logp_function(compiled)
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
     rng = np.random.default_rng(7)
-    start = compiled._make_initial_points(3)
+    start = compiled.initial_point_func(3)
     for _ in range(n_points):
         x = start + 0.3 * rng.normal(size=start.size)
         value, gradient = ours(x)
@@ -125,16 +125,3 @@ def test_fit_equals_nutpie_numba_route():
         assert abs(float(a.mean()) - float(b.mean())) < 4.0 * mcse, name
         assert abs(float(a.std()) / float(b.std()) - 1.0) < 0.08, name
 
-
-def test_many_fits_of_a_cheap_gradient_take_the_cfunc_route():
-    """A model with a gradient of a few microseconds, compiled for many fits, goes to nutpie's
-    cfunc route (faster per gradient); a single fit keeps the cached route."""
-    from nutpie.compile_pymc import CompiledPyMCModel
-
-    from models.bayes.nutpie_compile import CFUNC_BELOW_S, seconds_per_gradient
-
-    model = _normal_model(np.zeros(5))
-    single = compile_model(model)
-    assert not isinstance(single, CompiledPyMCModel)
-    assert seconds_per_gradient(single) < CFUNC_BELOW_S
-    assert isinstance(compile_model(model, many_fits=True), CompiledPyMCModel)
