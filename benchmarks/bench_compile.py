@@ -1,10 +1,11 @@
 """Compile and sampling time of one model of each Bayesian family, by compile route, with
 cold (empty) and warm (filled) compile caches, each run in a fresh process.
 
-Routes: ``cached`` (:func:`models.bayes.nutpie_compile.compile_model`, the project's route) and
-``nutpie`` (``nutpie.compile_pymc_model(model, backend="numba")``). Models: the Bayesian
-Hansen (1999) double threshold, and the fixed designs of the event-study, IV, mediation and
-partial-pooling calibrations, each on one data set simulated from its priors (seed 1).
+Routes: ``cached`` (:func:`models.bayes.nutpie_compile.compile_model`, the project's route:
+cached on disk) and ``nutpie`` (``nutpie.compile_pymc_model(model, backend="numba")``, not
+cached). Models: the Bayesian Hansen (1999) double threshold, and the fixed designs of the
+event-study, IV, mediation and partial-pooling calibrations, each on one data set simulated
+from its priors (seed 1).
 Each run samples 4 chains x 1,000 draws after 1,000 tuning steps, seed 1.
 
     python benchmarks/bench_compile.py [--families threshold,event_study,iv,mediation,
