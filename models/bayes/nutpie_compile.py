@@ -157,7 +157,8 @@ def compile_model(model, var_names=None):
     PyTensor's NUMBA mode with the data as inputs and driven through nutpie's C interface by
     ``cfunc``s that take the data's addresses at run time (:mod:`models.bayes.nutpie_cfunc`),
     so that numba's on-disk cache serves every piece in the next process. The model's
-    ``pm.Data`` can be replaced with ``with_data(name=value)`` (same dtype and rank).
+    ``pm.Data`` can be replaced with ``with_data(name=value)`` (same dtype and rank; the
+    traced variables keep the shapes they had at compilation).
 
     The returned model's ``cached`` is True when numba's disk cache can hold the code of
     both functions (every Op of the graphs has a PyTensor cache key).
