@@ -102,10 +102,6 @@ def compile_graph(inputs, outputs, model, prefix: str
                          + ", ".join(str(v) for v in function.get_shared()))
     inner = function.vm.jit_fn
     key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
-    if key is not None:
-        # PyTensor's callable is a cached shim around the graph's own numba function: call
-        # the latter, so that the cold compilation links and optimises the code once less.
-        inner = inner.py_func.__globals__.get("jitable_func", inner)
     names = tuple(v.name for v in data_vars)
     return GraphFunction(inner, names, key is not None, key), values
 
