@@ -123,8 +123,11 @@ from models.panel.collapsed import (
     linear_terms_log_prior,
 )
 from models.panel.design import PanelDesign, prepare_panel
+from models.panel import scales as scales_model
 from models.panel.marginal import (
+    add_log_likelihood,
     add_observed_data,
+    add_unit_effects,
     draw_unit_effects,
 )
 from models.panel.model import (
@@ -137,7 +140,7 @@ from models.panel.model import (
 from models.panel.predictive import add_posterior_predictive
 
 __all__ = [
-    "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "BayesPanelFit", "conjugate_twfe_draws",
+    "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "SCALES_TARGET_ACCEPT", "BayesPanelFit", "conjugate_twfe_draws",
     "fit_bayes_twfe", "resolve_priors",
 ]
 
@@ -157,6 +160,7 @@ __all__ = [
 # repeated at RETRY_TARGET_ACCEPT, and the spec records it.
 COLLAPSED_TARGET_ACCEPT = 0.65
 RETRY_TARGET_ACCEPT = 0.9
+SCALES_TARGET_ACCEPT = 0.8
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,6 +243,7 @@ def fit_bayes_twfe(
     slope_prior=None,
     mundlak_columns: Sequence[str] | None = None,
     low_rank_mass_matrix: bool = False,
+    integrate_slopes: bool = True,
 ) -> BayesPanelFit:
     """Fit the hierarchical Bayesian counterpart of a TWFE regression.
 
@@ -293,13 +298,15 @@ def fit_bayes_twfe(
     mundlak_columns : sequence of str, optional
         Regressors whose unit means enter the Mundlak term (default all; see
         :func:`models.panel.design.prepare_panel`).
+    integrate_slopes : bool
+        For the collapsed model with nutpie and normal slope priors, integrate the slopes out
+        too and sample only the scales (:mod:`models.panel.scales`; same posterior, drawn
+        exactly given the scales). False samples the slopes with the scales.
 
     Returns
     -------
     BayesPanelFit
     """
-    import pymc as pm
-
     start_total = _time.perf_counter()
     likelihood = canonical_likelihood(likelihood)
     if sampler not in SAMPLERS:
@@ -322,11 +329,20 @@ def fit_bayes_twfe(
         target_accept = COLLAPSED_TARGET_ACCEPT
     from models.panel.compiled import reusable, sample_compiled
 
-    compiled_path = mode in ("collapsed", "marginalised") and sampler == "nutpie" and (
-        reuse_compiled and slope_prior is None and reusable(design, resolved))
+    stats = collapsed_stats(design, resolved) if mode == "collapsed" else None
+    scales_path = (mode == "collapsed" and sampler == "nutpie" and slope_prior is None
+                   and integrate_slopes and scales_model.supports(design, resolved))
+    if scales_path and retry:
+        target_accept = SCALES_TARGET_ACCEPT
+    compiled_path = not scales_path and mode in ("collapsed", "marginalised") and (
+        sampler == "nutpie" and reuse_compiled and slope_prior is None
+        and reusable(design, resolved))
     builder = None if slope_prior is None else slope_prior.build
 
     def sample(target: float | None):
+        if scales_path:
+            return (*scales_model.sample_scales(design, resolved, stats, draws, tune, chains,
+                                                seed, progressbar, target), None)
         if compiled_path:
             return (*sample_compiled(design, resolved, mode, draws, tune, chains, seed,
                                      progressbar, target), None)
@@ -348,8 +364,13 @@ def fit_bayes_twfe(
               "likelihood": likelihood, "parametrisation": parametrisation, "sampler": sampler,
               "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
               "divergences_before_retry": divergences_before_retry,
-              "compiled_model_reused": bool(compiled_path),
-              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path)}
+              "compiled_model_reused": bool(compiled_path or scales_path),
+              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path
+                                           and not scales_path)}
+    if scales_path:
+        fields["nuts_parameters"] = list(scales_model.scale_names(design))
+        return _finish_scales_fit(idata, times, start_total, design, resolved, stats, roles,
+                                  seed, fields)
     if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
@@ -357,9 +378,11 @@ def fit_bayes_twfe(
         add_observed_data(idata, design)
         return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                            fields)
+    import pymc as pm
+
     start_post = _time.perf_counter()
     if mode == "collapsed":
-        add_linear_terms(idata, design, collapsed_stats(design, resolved), seed)
+        add_linear_terms(idata, design, stats, seed)
     if mode in ("collapsed", "marginalised"):
         draw_unit_effects(idata, design, seed)
         add_posterior_predictive(idata, design, seed)
@@ -399,6 +422,35 @@ def fit_bayes_twfe(
                                                    slope_prior.describe())
     return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                        fields, described)
+
+
+def _finish_scales_fit(idata, times, start_total, design, resolved, stats, roles, seed,
+                       fields):
+    """The rest of a scales-only fit: the unit effects' exact draws (counted in the sampling
+    time with the other exact draws), then the pointwise log-likelihood and the log prior
+    (``log_density_s``), the posterior predictive and the observed data."""
+    import xarray as xr
+
+    start = _time.perf_counter()
+    add_unit_effects(idata, design, seed)
+    times["exact_draws_s"] += _time.perf_counter() - start
+    times["sampling_s"] = times["nuts_s"] + times["exact_draws_s"]
+    start_post = _time.perf_counter()
+    add_log_likelihood(idata, design)
+    post = idata.posterior
+    densities = scales_model.scales_log_prior(post, design, resolved, stats)
+    densities.update(linear_terms_log_prior(
+        post, resolved.intercept, [resolved.term_prior("between", t) for t in design.regressors]))
+    coords = {"coef": list(design.regressors)}
+    if "log_prior" in idata.groups():
+        del idata.log_prior
+    idata.add_groups({"log_prior": xr.Dataset(densities, coords={
+        "chain": post.chain, "draw": post.draw, **coords})})
+    times["log_density_s"] = _time.perf_counter() - start_post
+    add_posterior_predictive(idata, design, seed)
+    add_observed_data(idata, design)
+    return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
+                       fields)
 
 
 def _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed, fields,
