@@ -275,11 +275,11 @@ def main(argv: list[str] | None = None) -> None:
     if "PyMC default NUTS" in results[0]["name"]:
         print(f"ratio ours / PyMC default in ESS/s: "
               f"{ours['ess_per_s'] / results[0]['ess_per_s']:.0f}x")
+    rest = ours["fit_s"] - ours["sampling_s"] - ours["log_density_s"]
     print(f"warm fit, end to end: {ours['end_to_end_s']:.3f} s (goal: at most 0.3) = fit "
           f"{ours['fit_s']:.3f} (NUTS {ours['nuts_s']:.3f}, exact draws "
           f"{ours['exact_draws_s']:.3f}, log-likelihood and log prior "
-          f"{ours['log_density_s']:.3f}, rest {ours['fit_s'] - ours['sampling_s'] - ours['log_density_s']:.3f})"
-          f" + save {ours['save_s']:.3f}")
+          f"{ours['log_density_s']:.3f}, rest {rest:.3f}) + save {ours['save_s']:.3f}")
     if not args.skip_compile:
         runs = compile_cold_and_warm(args.draws, args.tune, args.chains)
         for label, run in runs.items():

@@ -200,6 +200,8 @@ def sample_scales(
     (loading the callbacks), ``nuts_s`` (sampling and trace conversion) and
     ``exact_draws_s``.
     """
+    import nutpie.compile_pymc  # noqa: F401 - imported before the clock: ArviZ, not numba
+
     from models.bayes.sampler import run_nutpie
 
     start = _time.perf_counter()
@@ -236,3 +238,35 @@ def scales_log_prior(posterior, design: PanelDesign, priors: PanelPriors,
     out["slope"] = (("chain", "draw", "coef"),
                     -0.5 * z * z - np.log(sd) - 0.5 * np.log(2.0 * np.pi))
     return out
+
+
+def complete_posterior(idata, design: PanelDesign, priors: PanelPriors, stats: CollapsedStats,
+                       seed: int, times: dict[str, float]) -> float:
+    """The rest of a scales-only fit after :func:`sample_scales`: the unit effects' exact
+    draws (added to ``exact_draws_s``; ``sampling_s`` is then NUTS plus every exact draw),
+    the pointwise log-likelihood and the log prior (``log_density_s``), the posterior
+    predictive and the observed data. Returns when the post-processing began."""
+    import xarray as xr
+
+    from models.panel.collapsed import linear_terms_log_prior
+    from models.panel.marginal import add_log_likelihood, add_observed_data, add_unit_effects
+    from models.panel.predictive import add_posterior_predictive
+
+    start = _time.perf_counter()
+    add_unit_effects(idata, design, seed)
+    times["exact_draws_s"] += _time.perf_counter() - start
+    times["sampling_s"] = times["nuts_s"] + times["exact_draws_s"]
+    start_post = _time.perf_counter()
+    add_log_likelihood(idata, design)
+    post = idata.posterior
+    densities = scales_log_prior(post, design, priors, stats)
+    densities.update(linear_terms_log_prior(
+        post, priors.intercept, [priors.term_prior("between", t) for t in design.regressors]))
+    if "log_prior" in idata.groups():
+        del idata.log_prior
+    idata.add_groups({"log_prior": xr.Dataset(densities, coords={
+        "chain": post.chain, "draw": post.draw, "coef": list(design.regressors)})})
+    times["log_density_s"] = _time.perf_counter() - start_post
+    add_posterior_predictive(idata, design, seed)
+    add_observed_data(idata, design)
+    return start_post
