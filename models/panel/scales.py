@@ -142,7 +142,8 @@ def moment_scales(design: PanelDesign, stats: CollapsedStats) -> np.ndarray:
 
 def compiled_scales_model(design: PanelDesign, priors: PanelPriors, stats: CollapsedStats):
     """The nutpie model of the scales of ``design``: the cached C callbacks of
-    :mod:`models.panel.scales_op` bound to this design's packed data."""
+    :mod:`models.panel.scales_callbacks` bound to this design's packed data
+    (:func:`pack_scales`), chains started near :func:`moment_scales`."""
     import pandas as pd
     from nutpie.compile_pymc import CompiledPyMCModel
 
@@ -193,8 +194,7 @@ def sample_scales(
     target_accept: float | None = None,
 ) -> tuple[Any, dict[str, float]]:
     """NUTS on the scales, then the exact draws of the slopes, intercept, Mundlak terms and
-    year effects (the unit effects are drawn with the log-likelihood,
-    :func:`models.panel.marginal.draw_unit_effects`).
+    year effects (the unit effects follow in :func:`complete_posterior`).
 
     Returns the InferenceData (posterior and sample_stats) and the wall times ``compile_s``
     (loading the callbacks), ``nuts_s`` (sampling and trace conversion) and

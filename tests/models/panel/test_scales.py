@@ -27,10 +27,11 @@ PRIORS = ["slope.x1=normal(0.3, 0.5)", "slope.x2=normal(-0.1, 2)", "sigma=gamma(
           "intercept=normal(1, 3)", "between=normal(0.2, 1.5)"]
 
 
-@pytest.fixture(params=["unbalanced_years", "balanced_years", "no_years"], scope="module")
+@pytest.fixture(params=["unbalanced_years", "balanced_years", "no_years", "balanced_no_years"],
+                scope="module")
 def case(request):
-    df = _balanced_panel() if request.param == "balanced_years" else _unbalanced_panel()
-    time = None if request.param == "no_years" else "year"
+    df = _balanced_panel() if request.param.startswith("balanced") else _unbalanced_panel()
+    time = None if request.param.endswith("no_years") else "year"
     design = prepare_panel(df, "y", ["x1", "x2"], "unit", time)
     priors = resolve_priors(PRIORS, design, "identity")
     stats = collapsed_stats(design, priors)
@@ -78,7 +79,7 @@ def _points(design, stats, n=4, seed=0):
 def test_density_equals_pymc_model_with_slopes_integrated_out(case):
     name, design, priors, stats = case
     packed = scales.pack_scales(design, priors, stats)
-    assert packed[12] == (1.0 if name == "balanced_years" else 0.0)
+    assert packed[12] == (1.0 if name.startswith("balanced") else 0.0)
     reference = _pymc_density_without_slopes(design, priors)
     points = _points(design, stats)
     ours = np.array([scales_logp(p, packed)[0] for p in points])
@@ -102,7 +103,7 @@ def test_gradient_equals_finite_differences(case):
 
 def test_balanced_closed_form_equals_the_general_kernel(case, monkeypatch):
     name, design, priors, stats = case
-    if name != "balanced_years":
+    if not name.startswith("balanced"):
         pytest.skip("the closed form serves balanced panels only")
     closed = scales.pack_scales(design, priors, stats)
     monkeypatch.setattr(scales, "balanced", lambda _: False)
