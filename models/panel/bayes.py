@@ -77,14 +77,18 @@ exact conjugate draws (flat priors, numpy; 290,000-540,000 measured)  ~430,000  
 =====================================================================  =========  ==========
 
 The scales-only default (:mod:`models.panel.scales`) was measured later, on the same machine
-under a load average of 15-16 (every number slower), against the collapsed model with sampled
-slopes and the exact draws in the same run: bulk ESS/s 14,100 (NUTS 0.16 s, exact draws of
-every integrated-out term, unit effects included, 0.13 s; ESS ~4,200 of 4,000 draws) against
-14,200 (0.54 s, ESS ~7,700: NUTS on the slopes is antithetic) and 95,600 for the exact draws
-(0.036 s): 6.8x. Its compile is nothing per process: the callbacks load from numba's disk
-cache in ~50 ms (cold, on a machine that never ran them: ~35 s at that load, once).
+under a load average of 7-9 (every number slower), against the collapsed model with sampled
+slopes and the exact draws in the same run: bulk ESS/s 16,800 (NUTS 0.13 s, exact draws of
+every integrated-out term 0.12 s, of which the unit effects 0.10 s; ESS ~4,200 of 4,000 draws)
+against 14,600 (0.53 s; ESS ~7,700, NUTS on the slopes being antithetic) and 124,000 for the
+exact draws (0.028 s): 7.4x, 4.4x leaving out the unit-effect draws. NUTS is now mostly
+nutpie's own work per draw (4 x 2,000 draws of a 3-dimensional model take 60-130 ms at that
+load whatever the gradient costs; ours is ~1 microsecond). Nothing is compiled per process:
+the callbacks load from numba's disk cache in ~0.1 s (a machine's first run compiles them,
+~27 s at that load).
 
-Three things made the collapsed default fast, each measured on the benchmark panel:
+Three things made the collapsed model with sampled slopes fast, each measured on the benchmark
+panel:
 
 * Fewer, better-conditioned dimensions: 9 instead of 27, ~5 leapfrog steps per draw instead
   of ~7 at the same acceptance target. The fused kernel (:mod:`models.panel.collapsed_op`)
