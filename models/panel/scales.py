@@ -142,13 +142,18 @@ def moment_scales(design: PanelDesign, stats: CollapsedStats) -> np.ndarray:
 
 def compiled_scales_model(design: PanelDesign, priors: PanelPriors, stats: CollapsedStats):
     """The nutpie model of the scales of ``design``: the cached C callbacks of
-    :mod:`models.panel.scales_callbacks` bound to this design's packed data
+    :mod:`models.panel.scales_callbacks` (or, unbalanced, of
+    :mod:`models.panel.scales_general_callbacks`) bound to this design's packed data
     (:func:`pack_scales`), chains started near :func:`moment_scales`."""
     import pandas as pd
     from nutpie.compile_pymc import CompiledPyMCModel
 
-    from models.panel.scales_callbacks import expand_callback, logp_callback
+    from models.panel.scales_callbacks import expand_callback
 
+    if balanced(stats):
+        from models.panel.scales_callbacks import logp_callback
+    else:
+        from models.panel.scales_general_callbacks import logp_callback
     names = list(scale_names(design))
     packed = pack_scales(design, priors, stats)
     start = moment_scales(design, stats)

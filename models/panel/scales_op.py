@@ -143,44 +143,75 @@ def _balanced_logp(sigma2, omega2, tau2, rest):
 
 
 @numba.njit(cache=True)
-def scales_logp(theta, packed):
-    """(value, gradient) of the unconstrained log density of theta = log scales (see the
-    module docstring); value -inf where a factor is not positive definite."""
+def _scales(theta, packed):
     n_scales = int(packed[1])
     sigma = math.exp(theta[0])
     unit_sd = math.exp(theta[1])
     year_sd = math.exp(theta[2]) if n_scales == 3 else 1.0
-    sigma2 = sigma * sigma
-    grad = np.zeros(n_scales)
-    k, mu, p, q, _, _, end = _slope_block(packed)
-    value, d_sigma2 = gaussian_block(sigma2, mu, p, q)
-    value += packed[HEADER]
-    if packed[12] == 1.0:
-        rest, d_s2, d_u2, d_t2 = _balanced_logp(sigma2, unit_sd * unit_sd,
-                                                  year_sd * year_sd, packed[end:])
-        value += rest
-        grad[0] = 2.0 * sigma2 * (d_sigma2 + d_s2)
-        grad[1] = 2.0 * unit_sd * unit_sd * d_u2
-        if n_scales == 3:
-            grad[2] = 2.0 * year_sd * year_sd * d_t2
-    else:
-        rest, _, d_sigma, d_unit, d_year = collapsed_logp(np.zeros(k), sigma, unit_sd,
-                                                          year_sd, packed[end:])
-        if not np.isfinite(rest.item()):
-            return -np.inf, grad
-        value += rest.item()
-        grad[0] = d_sigma.item() * sigma + 2.0 * sigma2 * d_sigma2
-        grad[1] = d_unit.item() * unit_sd
-        if n_scales == 3:
-            grad[2] = d_year.item() * year_sd
+    return n_scales, sigma, unit_sd, year_sd
+
+
+@numba.njit(cache=True)
+def _add_scale_priors(theta, packed, value, grad, sigma, unit_sd, year_sd):
+    """The scale priors' log densities and the log transform's Jacobian, added in place to
+    ``grad``; returns the value."""
     scale_values = (sigma, unit_sd, year_sd)
-    for j in range(n_scales):
+    for j in range(grad.shape[0]):
         head = 2 + 3 * j
         density, d_log = scale_prior(int(packed[head]), packed[head + 1], packed[head + 2],
                                      scale_values[j])
         value += density + theta[j]
         grad[j] += d_log + 1.0
-    return value, grad
+    return value
+
+
+@numba.njit(cache=True)
+def balanced_scales_logp(theta, packed):
+    """:func:`scales_logp` for a packed vector of the balanced form (``packed[12] == 1``),
+    without the general kernel: a sum over eigenvalues and years, no factorisation."""
+    n_scales, sigma, unit_sd, year_sd = _scales(theta, packed)
+    sigma2 = sigma * sigma
+    grad = np.zeros(n_scales)
+    _, mu, p, q, _, _, end = _slope_block(packed)
+    value, d_sigma2 = gaussian_block(sigma2, mu, p, q)
+    rest, d_s2, d_u2, d_t2 = _balanced_logp(sigma2, unit_sd * unit_sd, year_sd * year_sd,
+                                            packed[end:])
+    value += packed[HEADER] + rest
+    grad[0] = 2.0 * sigma2 * (d_sigma2 + d_s2)
+    grad[1] = 2.0 * unit_sd * unit_sd * d_u2
+    if n_scales == 3:
+        grad[2] = 2.0 * year_sd * year_sd * d_t2
+    return _add_scale_priors(theta, packed, value, grad, sigma, unit_sd, year_sd), grad
+
+
+@numba.njit(cache=True)
+def general_scales_logp(theta, packed):
+    """:func:`scales_logp` for a packed vector of the general form (``packed[12] == 0``):
+    the collapsed kernel at beta = 0 plus the slope block."""
+    n_scales, sigma, unit_sd, year_sd = _scales(theta, packed)
+    sigma2 = sigma * sigma
+    grad = np.zeros(n_scales)
+    k, mu, p, q, _, _, end = _slope_block(packed)
+    value, d_sigma2 = gaussian_block(sigma2, mu, p, q)
+    rest, _, d_sigma, d_unit, d_year = collapsed_logp(np.zeros(k), sigma, unit_sd, year_sd,
+                                                      packed[end:])
+    if not np.isfinite(rest.item()):
+        return -np.inf, grad
+    value += packed[HEADER] + rest.item()
+    grad[0] = d_sigma.item() * sigma + 2.0 * sigma2 * d_sigma2
+    grad[1] = d_unit.item() * unit_sd
+    if n_scales == 3:
+        grad[2] = d_year.item() * year_sd
+    return _add_scale_priors(theta, packed, value, grad, sigma, unit_sd, year_sd), grad
+
+
+@numba.njit(cache=True)
+def scales_logp(theta, packed):
+    """(value, gradient) of the unconstrained log density of theta = log scales (see the
+    module docstring), in either form; value -inf where a factor is not positive definite."""
+    if packed[12] == 1.0:
+        return balanced_scales_logp(theta, packed)
+    return general_scales_logp(theta, packed)
 
 
 @numba.njit(cache=True)
