@@ -81,11 +81,11 @@ under a load average of 7-9 (every number slower), against the collapsed model w
 slopes and the exact draws in the same run: bulk ESS/s 16,800 (NUTS 0.13 s, exact draws of
 every integrated-out term 0.12 s, of which the unit effects 0.10 s; ESS ~4,200 of 4,000 draws)
 against 14,600 (0.53 s; ESS ~7,700, NUTS on the slopes being antithetic) and 124,000 for the
-exact draws (0.028 s): 7.4x, 4.4x leaving out the unit-effect draws. NUTS is now mostly
-nutpie's own work per draw (4 x 2,000 draws of a 3-dimensional model take 60-130 ms at that
-load whatever the gradient costs; ours is ~1 microsecond). Nothing is compiled per process:
-the callbacks load from numba's disk cache in ~0.1 s (a machine's first run compiles them,
-~27 s at that load).
+exact draws (0.028 s): 7.4x, 4.4x leaving out the unit-effect draws (4x-15x over five runs at
+loads of 7-16). NUTS is now mostly nutpie's own work per draw (4 x 2,000 draws of a
+3-dimensional model take 60-130 ms at that load whatever the gradient costs; ours is ~1
+microsecond). Nothing is compiled per process: the callbacks load from numba's disk cache in
+~0.05 s (a machine's first run compiles them once, 8 s at a load of 12).
 
 Three things made the collapsed model with sampled slopes fast, each measured on the benchmark
 panel:
