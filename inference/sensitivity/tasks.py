@@ -145,13 +145,13 @@ def power_scaling_summary(idata, terms: list[str], kind: str = "") -> dict[str, 
     return {"sequence": sequence.to_dict("records"), "diagnosis": diagnosis}
 
 
-def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | None = None,
-          priors: dict[str, str] | None = None, options: dict[str, Any] | None = None,
-          sampling: dict[str, Any] | None = None, seed: int = 20250401, quick: bool = False,
-          key_term: str | None = None, power_scaling: bool = False) -> dict[str, Any]:
-    """Fit the Bayesian adapter of ``spec_ref`` (``TABLE/COLUMN``) of ``study`` with
-    ``priors`` (``{role[.term]: prior}`` on top of the defaults) and the spec ``options``
-    changed; returns the JSON summary of the module docstring."""
+def fit_spec(study: str, spec_ref: str, data: str | None = None, encoding: str | None = None,
+             priors: dict[str, str] | None = None, options: dict[str, Any] | None = None,
+             sampling: dict[str, Any] | None = None, seed: int = 20250401,
+             quick: bool = False):
+    """The Bayesian adapter's :class:`~inference.estimators.base.Estimate` of ``spec_ref``
+    (``TABLE/COLUMN``) of ``study`` with ``priors`` (``{role[.term]: prior}`` on top of the
+    defaults) and the spec ``options`` changed; returns (estimate, study, spec, dataset)."""
     import warnings
 
     from inference.estimators import BAYESIAN, Settings
@@ -174,6 +174,18 @@ def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | No
                             priors=dict(priors or {}) or None, out_dir=Path(scratch),
                             synthetic=dataset.synthetic)
         estimate = adapter(sample, spec, settings)
+    return estimate, study_obj, spec, dataset
+
+
+def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | None = None,
+          priors: dict[str, str] | None = None, options: dict[str, Any] | None = None,
+          sampling: dict[str, Any] | None = None, seed: int = 20250401, quick: bool = False,
+          key_term: str | None = None, power_scaling: bool = False) -> dict[str, Any]:
+    """Fit the Bayesian adapter of ``spec_ref`` (``TABLE/COLUMN``) of ``study`` with
+    ``priors`` (``{role[.term]: prior}`` on top of the defaults) and the spec ``options``
+    changed (:func:`fit_spec`); returns the JSON summary of the module docstring."""
+    estimate, study_obj, spec, dataset = fit_spec(study, spec_ref, data, encoding, priors,
+                                                  options, sampling, seed, quick)
     fit = estimate.fits.get("") or next(iter(estimate.fits.values()))
     idata = fit.idata
     problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
