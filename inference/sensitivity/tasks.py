@@ -23,7 +23,7 @@ import pandas as pd
 # the other terms of the model, up to this many.
 MAX_QUANTITIES = 12
 # Part of every task key: a change to what a task returns must not reuse older results.
-RESULT_VERSION = 2
+RESULT_VERSION = 3
 SUMMARY_COLUMNS = ("estimate", "std_error", "ci_low", "ci_high", "prob_positive", "r_hat",
                    "ess_bulk")
 
@@ -66,29 +66,89 @@ def prior_record(fit) -> dict[str, str]:
     return record
 
 
+def _placed(tidy: pd.DataFrame, spec) -> pd.DataFrame:
+    """``tidy`` with every row's table and column (an adapter may route rows to other
+    columns of the paper, as mediation does; the others leave them to the spec's)."""
+    tidy = tidy.copy()
+    for name, default in (("table", spec.table), ("column", spec.column)):
+        values = tidy[name] if name in tidy else pd.Series(default, index=tidy.index)
+        tidy[name] = values.where(values.notna(), default).astype(str)
+    return tidy
+
+
 def _summary(tidy: pd.DataFrame) -> list[dict]:
     rows = []
     for row in tidy.to_dict("records"):
         if not np.isfinite(float(row.get("std_error", np.nan))):
             continue
-        rows.append({"term": str(row["term"]),
+        rows.append({"term": str(row["term"]), "table": row["table"], "column": row["column"],
                      **{c: float(row[c]) if row.get(c) is not None else None
                         for c in SUMMARY_COLUMNS}})
     return rows
 
 
-def _claims(study: str, spec, idata) -> dict[str, float | None]:
-    """The probability of every claim whose draws all come from this specification."""
-    from inference.claims import claim_probability, load_claims
+def fit_draws(idata, term: str) -> np.ndarray | None:
+    """Draws of the results term ``term``: :func:`inference.report.draws.term_draws`, else a
+    ``<variable>_<label>`` term (mediation's ``indirect_Va``) as that variable at that label of
+    one of its coordinates; None when neither holds it."""
     from inference.report.draws import term_draws
 
-    probabilities: dict[str, float | None] = {}
-    for claim in load_claims(Path(study).stem if study.endswith(".toml") else study):
-        refs = [ref.split("/", 2) for ref in claim.draws.values()]
-        if not refs or any((t, c) != (spec.table, spec.column) for t, c, _ in refs):
+    values = term_draws(idata, term)
+    if values is not None or idata is None or "posterior" not in idata.groups():
+        return values
+    posterior = idata.posterior
+    parts = term.split("_")
+    for cut in range(len(parts) - 1, 0, -1):
+        name, label = "_".join(parts[:cut]), "_".join(parts[cut:])
+        if name not in posterior.data_vars:
             continue
-        draws = {name: term_draws(idata, ref.split("/", 2)[2])
-                 for name, ref in claim.draws.items()}
+        variable = posterior[name]
+        for dim in variable.dims:
+            if dim in ("chain", "draw") or dim not in posterior.coords:
+                continue
+            if label in [str(v) for v in posterior.coords[dim].values]:
+                picked = variable.sel({dim: label})
+                if set(picked.dims) <= {"chain", "draw"}:
+                    return np.asarray(picked.values, dtype=float).reshape(-1)
+    return None
+
+
+def _row_draws(estimate, tidy: pd.DataFrame, ref: str) -> np.ndarray | None:
+    """Draws of a claim's ``table/column/term`` from the fit of ``estimate`` that produced
+    that results row: the fit whose draws of the term have the row's posterior mean (an
+    adapter may fit several models, each writing rows to other columns)."""
+    table, column, term = ref.split("/", 2)
+    rows = tidy[(tidy["table"] == table) & (tidy["column"] == column) & (tidy["term"] == term)]
+    if not len(rows) or not np.isfinite(float(rows["estimate"].iloc[0])):
+        return None
+    target = float(rows["estimate"].iloc[0])
+    for fit in estimate.fits.values():
+        values = fit_draws(getattr(fit, "idata", None), term)
+        if values is not None and np.isclose(values.mean(), target, rtol=1e-9, atol=1e-12):
+            return values
+    return None
+
+
+def claim_refs(study_name: str) -> dict[str, list[str]]:
+    """The ``table/column/term`` draws of every claim of the study's ledger, by claim id."""
+    from inference.claims import load_claims
+
+    return {claim.id: list(claim.draws.values()) for claim in load_claims(study_name)}
+
+
+def _claims(study_name: str, estimate, tidy: pd.DataFrame) -> dict[str, float | None]:
+    """The probability of every claim whose draws all come from rows of this fit (its
+    specification's columns, or those its adapter routes rows to); None for one whose rows
+    are there but whose draws are not."""
+    from inference.claims import claim_probability, load_claims
+
+    probabilities: dict[str, float | None] = {}
+    places = set(zip(tidy["table"], tidy["column"], tidy["term"], strict=True))
+    for claim in load_claims(study_name):
+        refs = [ref.split("/", 2) for ref in claim.draws.values()]
+        if not refs or any(tuple(ref) not in places for ref in refs):
+            continue
+        draws = {name: _row_draws(estimate, tidy, ref) for name, ref in claim.draws.items()}
         missing = [name for name, values in draws.items() if values is None]
         probabilities[claim.id] = None if missing else claim_probability(claim, draws)
     return probabilities
@@ -100,13 +160,11 @@ KEY_VARIABLES = {"iv": "beta"}
 
 
 def _quantities(idata, terms: list[str], kind: str = "") -> dict[str, np.ndarray]:
-    from inference.report.draws import term_draws
-
     found = {}
     for index, term in enumerate(dict.fromkeys(terms)):
-        values = term_draws(idata, term)
+        values = fit_draws(idata, term)
         if values is None and index == 0 and kind in KEY_VARIABLES:
-            values = term_draws(idata, KEY_VARIABLES[kind])
+            values = fit_draws(idata, KEY_VARIABLES[kind])
         if values is not None and len(found) < MAX_QUANTITIES:
             found[term] = values
     return found
@@ -129,8 +187,10 @@ def power_scaling_summary(idata, terms: list[str], kind: str = "") -> dict[str, 
     diagnosis = []
     for name in quantities:
         alias = KEY_VARIABLES.get(kind) if terms and name == terms[0] else None
+        base, _, label = name.rpartition("_")
         hits = table[(table["parameter"] == name) | (table["parameter"] == alias)
-                     | table["parameter"].astype(str).str.endswith(f"[{name}]")]
+                     | table["parameter"].astype(str).str.endswith(f"[{name}]")
+                     | (table["parameter"] == f"{base}[{label}]")]
         prior_s = float(hits["prior_sensitivity"].iloc[0]) if len(hits) else np.nan
         like_s = float(hits["likelihood_sensitivity"].iloc[0]) if len(hits) else np.nan
         rows = sequence[sequence["quantity"] == name]
@@ -186,22 +246,25 @@ def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | No
     changed (:func:`fit_spec`); returns the JSON summary of the module docstring."""
     estimate, study_obj, spec, dataset = fit_spec(study, spec_ref, data, encoding, priors,
                                                   options, sampling, seed, quick)
+    tidy = _placed(estimate.tidy, spec)
+    if spec.kind == "event_study" and "" not in estimate.fits and "negbin" in estimate.fits:
+        # The count likelihood alone (a grid's likelihood alternative): its rows under the
+        # normal model's names, so that the key term and the claims read the same quantity.
+        tidy["term"] = tidy["term"].str.removeprefix("negbin_")
     fit = estimate.fits.get("") or next(iter(estimate.fits.values()))
     idata = fit.idata
     problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
-    rows = _summary(estimate.tidy)
+    rows = _summary(tidy)
     result: dict[str, Any] = {
         "spec": spec_ref, "kind": spec.kind, "rows": rows, "problems": problems,
-        "priors": prior_record(fit), "claims": _claims(study, spec, idata),
+        "priors": prior_record(fit), "claims": _claims(study_obj.name, estimate, tidy),
         "data_label": dataset.label, "synthetic": dataset.synthetic,
         "draws": int(idata.posterior.sizes["chain"] * idata.posterior.sizes["draw"])}
     if power_scaling:
-        from inference.claims import load_claims
-
+        places = set(zip(tidy["table"], tidy["column"], tidy["term"], strict=True))
         terms = [key_term] if key_term else []
-        terms += [ref.split("/", 2)[2] for claim in load_claims(study_obj.name)
-                  for ref in claim.draws.values()
-                  if ref.split("/", 2)[:2] == [spec.table, spec.column]]
+        terms += [ref.split("/", 2)[2] for refs in claim_refs(study_obj.name).values()
+                  for ref in refs if tuple(ref.split("/", 2)) in places]
         terms += [row["term"] for row in rows]
         try:
             result["power_scaling"] = power_scaling_summary(idata, [t for t in terms if t],
