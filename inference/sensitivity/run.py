@@ -58,6 +58,9 @@ class SensitivityOptions:
     seed: int = 20250401
     data: Path | None = None
     priors: Path | None = None
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
 
 
 @dataclass
@@ -175,7 +178,8 @@ def run_sensitivity(options: SensitivityOptions,
     out_dir = check_output_folder(
         Path(options.out) if options.out else Path("reports") / study.name / "sensitivity",
         [("--data", options.data), ("--grid", options.grid), ("--priors", options.priors)])
-    sampling = sampling_settings(options.quick)
+    sampling = sampling_settings(options.quick, options.draws, options.tune,
+                                 options.chains)
     data_hash = file_hash(dataset.path)
     label, suffix = dataset.label, (" (SYNTHETIC data)" if dataset.synthetic else "")
     progress(f"[{study.name}] sensitivity of {len(specs)} specification(s); data: {label}")
