@@ -77,8 +77,9 @@ def _claims_table(claims: pd.DataFrame) -> str:
         f"<td style='text-align:left'>{html.escape(str(r.claim))}</td>"
         f"<td>{html.escape(str(r.rests_on))}</td>"
         f"<td>{fmt(r.default_probability, 3)}</td>"
-        f"<td>{fmt(r.min_probability, 3)} &ndash; {fmt(r.max_probability, 3)}</td>"
-        f"<td class='note' style='text-align:left'>{html.escape(str(r.status))}</td></tr>"
+        + (f"<td>{fmt(r.min_probability, 3)} &ndash; {fmt(r.max_probability, 3)}</td>"
+           if pd.notna(r.min_probability) else "<td>&mdash;</td>")
+        + f"<td class='note' style='text-align:left'>{html.escape(str(r.status))}</td></tr>"
         for r in claims.itertuples())
     return ("<table><tr><th>claim</th><th>text</th><th>draws</th><th>P (default prior)</th>"
             f"<th>P range over the grid</th><th>status</th></tr>{body}</table>")
