@@ -104,9 +104,13 @@ def _key_term(study_name: str, spec) -> str | None:
 
 
 def _kept_options(spec) -> dict:
-    """Spec options every refit of the grid keeps: an event study fits both of its
-    likelihoods by default, and the grid refits the first (its default row) alone, leaving
-    the other to the likelihood alternative."""
+    """Spec options of every refit of the grid but the default: an event study fits both of
+    its likelihoods by default, and the grid refits the first (its default row) alone, leaving
+    the other to the likelihood alternative; a threshold model's refits leave out the models
+    with other threshold counts (fitted for the comparison of counts, not read by the grid;
+    the model of the spec's own count is sampled as in the default fit)."""
+    if spec.kind == "threshold":
+        return {"compare_counts": False}
     if spec.kind != "event_study":
         return {}
     return {"likelihoods": [str((spec.options.get("likelihoods") or ["normal"])[0])]}
