@@ -3,10 +3,12 @@ of priors, summarised as JSON.
 
 The worker loads the study and the data itself (nothing large travels to it), fits the
 specification's Bayesian adapter with the alternative priors and spec options, and returns the
-summary of every term (posterior mean, sd, 94% HDI, P(> 0), R-hat, ESS), the convergence
-problems, the priors the fit used, the probabilities of the claims that rest on this
-specification alone (computed here from the draws, so that no draws travel back) and, when
-asked, the power-scaling sequence and diagnosis of the key quantities.
+summary of every term (posterior mean, sd, 94% HDI, P(> 0), R-hat, ESS, and the table and
+column the row goes to), the convergence problems, the priors the fit used, the probabilities
+of the claims whose draws are all rows of this specification, its own column or those its
+adapter routes rows to (computed here from the draws of the fit that wrote each row, so that
+no draws travel back) and, when asked, the power-scaling sequence and diagnosis of the key
+quantities.
 """
 
 from __future__ import annotations
