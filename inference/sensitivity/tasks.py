@@ -89,19 +89,24 @@ def _summary(tidy: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def fit_draws(idata, term: str) -> np.ndarray | None:
-    """Draws of the results term ``term``: :func:`inference.report.draws.term_draws`, else a
-    ``<variable>_<label>`` term (mediation's ``indirect_Va``) as that variable at that label of
-    one of its coordinates; None when neither holds it."""
+def _candidates(idata, term: str):
+    """Draws that may hold the results term ``term``, most likely first: what
+    :func:`inference.report.draws.term_draws` finds, every variable at the coordinate label
+    ``term``, and for ``<variable>_<label>`` (mediation's ``indirect_Va``) that variable at
+    that label."""
     from inference.report.draws import term_draws
 
     values = term_draws(idata, term)
-    if values is not None or idata is None or "posterior" not in idata.groups():
-        return values
+    if values is not None:
+        yield values
+    if idata is None or "posterior" not in idata.groups():
+        return
     posterior = idata.posterior
     parts = term.split("_")
-    for cut in range(len(parts) - 1, 0, -1):
-        name, label = "_".join(parts[:cut]), "_".join(parts[cut:])
+    splits = [(name, term) for name in posterior.data_vars if not name.endswith("__")]
+    splits += [("_".join(parts[:cut]), "_".join(parts[cut:]))
+               for cut in range(len(parts) - 1, 0, -1)]
+    for name, label in splits:
         if name not in posterior.data_vars:
             continue
         variable = posterior[name]
@@ -111,7 +116,17 @@ def fit_draws(idata, term: str) -> np.ndarray | None:
             if label in [str(v) for v in posterior.coords[dim].values]:
                 picked = variable.sel({dim: label})
                 if set(picked.dims) <= {"chain", "draw"}:
-                    return np.asarray(picked.values, dtype=float).reshape(-1)
+                    yield np.asarray(picked.values, dtype=float).reshape(-1)
+
+
+def fit_draws(idata, term: str, mean: float | None = None) -> np.ndarray | None:
+    """Draws of the results term ``term`` (see :func:`_candidates`); with ``mean`` (the
+    results row's posterior mean) only draws with that mean, since a family's row names need
+    not be its variables' (mediation's b path is the row ``Va``, and ``a`` also carries the
+    label ``Va``); None when none qualifies."""
+    for values in _candidates(idata, term):
+        if mean is None or np.isclose(values.mean(), mean, rtol=1e-9, atol=1e-12):
+            return values
     return None
 
 
@@ -125,8 +140,8 @@ def _row_draws(estimate, tidy: pd.DataFrame, ref: str) -> np.ndarray | None:
         return None
     target = float(rows["estimate"].iloc[0])
     for fit in estimate.fits.values():
-        values = fit_draws(getattr(fit, "idata", None), term)
-        if values is not None and np.isclose(values.mean(), target, rtol=1e-9, atol=1e-12):
+        values = fit_draws(getattr(fit, "idata", None), term, target)
+        if values is not None:
             return values
     return None
 
@@ -161,40 +176,71 @@ def _claims(study_name: str, estimate, tidy: pd.DataFrame) -> dict[str, float | 
 KEY_VARIABLES = {"iv": "beta"}
 
 
-def _quantities(idata, terms: list[str], kind: str = "") -> dict[str, np.ndarray]:
-    found = {}
+def _quantities(idata, terms: list[str], kind: str = "",
+                means: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Draws of ``terms`` in ``idata``; a term with a results row (its posterior mean in
+    ``means``) only from draws with that mean, so that no quantity is another's under its
+    name."""
+    found, means = {}, means or {}
     for index, term in enumerate(dict.fromkeys(terms)):
-        values = fit_draws(idata, term)
+        values = fit_draws(idata, term, means.get(term))
         if values is None and index == 0 and kind in KEY_VARIABLES:
-            values = fit_draws(idata, KEY_VARIABLES[kind])
+            values = fit_draws(idata, KEY_VARIABLES[kind], means.get(term))
         if values is not None and len(found) < MAX_QUANTITIES:
             found[term] = values
     return found
 
 
-def power_scaling_summary(idata, terms: list[str], kind: str = "") -> dict[str, list[dict]]:
-    """The power-scaling sequence (:func:`models.bayes.power_scaling.power_scaling_sequence`)
-    and diagnosis of ``terms`` (the first one the key term of a model of ``kind``), as JSON
-    records."""
-    from models.bayes.power_scaling import diagnosis_words, power_scaling_sequence
-    from models.bayes.sensitivity import power_scaling_table
+def _quantity_view(idata, quantities: dict[str, np.ndarray]):
+    """An InferenceData whose posterior is ``quantities`` (under their results names) beside
+    the fit's ``log_prior`` and ``log_likelihood``: their sensitivities are then found by
+    name, whatever variable and coordinate a family stores them under."""
+    import arviz as az
+    import xarray as xr
 
-    quantities = _quantities(idata, terms, kind)
+    posterior = idata.posterior
+    chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
+    view = az.InferenceData(posterior=xr.Dataset(
+        {name: (("chain", "draw"), values.reshape(chains, draws))
+         for name, values in quantities.items()},
+        coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values}))
+    for group in ("log_prior", "log_likelihood"):
+        if group in idata.groups():
+            view.add_groups({group: idata[group]})
+    return view
+
+
+def _psens(view, component: str, names: list[str]) -> dict[str, float]:
+    """ArviZ's power-scaling sensitivity (``psens``) of each scalar quantity of ``view``."""
+    import arviz as az
+
+    if not names:
+        return {}
+    values = az.psens(view, component=component, var_names=names)
+    if not hasattr(values, "data_vars"):  # one name: ArviZ returns the DataArray itself
+        return {names[0]: float(values)}
+    return {name: float(values[name]) for name in names}
+
+
+def power_scaling_summary(idata, terms: list[str], kind: str = "",
+                          means: dict[str, float] | None = None) -> dict[str, list[dict]]:
+    """The power-scaling sequence (:func:`models.bayes.power_scaling.power_scaling_sequence`)
+    and diagnosis of ``terms`` (the first one the key term of a model of ``kind``; ``means``
+    the results rows' posterior means, see :func:`_quantities`), as JSON records."""
+    from models.bayes.power_scaling import diagnosis_words, power_scaling_sequence
+
+    quantities = _quantities(idata, terms, kind, means)
     sequence = power_scaling_sequence(idata, quantities)
     try:
-        table = power_scaling_table(idata)
+        view = _quantity_view(idata, quantities)
+        sensitivity = {component: _psens(view, component, list(quantities))
+                       for component in ("prior", "likelihood")}
     except (ValueError, KeyError, TypeError, FloatingPointError):
-        table = pd.DataFrame(columns=["parameter", "prior_sensitivity",
-                                      "likelihood_sensitivity"])
+        sensitivity = {"prior": {}, "likelihood": {}}
     diagnosis = []
     for name in quantities:
-        alias = KEY_VARIABLES.get(kind) if terms and name == terms[0] else None
-        base, _, label = name.rpartition("_")
-        hits = table[(table["parameter"] == name) | (table["parameter"] == alias)
-                     | table["parameter"].astype(str).str.endswith(f"[{name}]")
-                     | (table["parameter"] == f"{base}[{label}]")]
-        prior_s = float(hits["prior_sensitivity"].iloc[0]) if len(hits) else np.nan
-        like_s = float(hits["likelihood_sensitivity"].iloc[0]) if len(hits) else np.nan
+        prior_s = sensitivity["prior"].get(name, np.nan)
+        like_s = sensitivity["likelihood"].get(name, np.nan)
         rows = sequence[sequence["quantity"] == name]
         prior_k = float(rows.loc[rows["component"] == "prior", "pareto_k"].max())
         like_k = float(rows.loc[rows["component"] == "likelihood", "pareto_k"].max())
@@ -269,8 +315,11 @@ def refit(study: str, spec_ref: str, data: str | None = None, encoding: str | No
                   for ref in refs if tuple(ref.split("/", 2)) in places]
         terms += [row["term"] for row in rows]
         try:
+            means: dict[str, float] = {}
+            for row in rows:
+                means.setdefault(row["term"], row["estimate"])
             result["power_scaling"] = power_scaling_summary(idata, [t for t in terms if t],
-                                                            spec.kind)
+                                                            spec.kind, means)
         except ValueError as exc:
             result["power_scaling"] = {"sequence": [], "diagnosis": [], "error": str(exc)}
     return result

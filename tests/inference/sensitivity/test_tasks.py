@@ -54,3 +54,29 @@ def test_claim_draws_come_from_the_fit_that_wrote_the_row():
     tidy.loc[0, "estimate"] += 1.0
     assert _row_draws(estimate, tidy, "6/3/indirect_Va") is None
     assert _claims("zhao2025", estimate, tidy)["va_mediates"] is None
+
+
+def test_power_scaling_reads_the_row_quantity_not_another_with_its_label():
+    """Mediation's b path is the row ``Va``, and ``a`` carries the label ``Va`` too: with the
+    row's mean the power-scaling numbers are b's, as ArviZ's psens gives them for b[Va]."""
+    from inference.sensitivity.tasks import power_scaling_summary
+    from models.bayes.sensitivity import power_scaling_table
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1.0, 0.2, (2, 200, 2)), rng.normal(-0.5, 0.3, (2, 200, 2))
+    log_prior = -0.5 * (a**2).sum(axis=2) - 0.5 * (b**2 / 4).sum(axis=2)
+    log_likelihood = -0.5 * (b[..., :1] - 0.4) ** 2 * 50 + rng.normal(0, 0.01, (2, 200, 1))
+    idata = az.from_dict(posterior={"a": a, "b": b}, coords={"mediator": ["Va", "Ind"]},
+                         dims={"a": ["mediator"], "b": ["mediator"]},
+                         log_likelihood={"y": log_likelihood})
+    idata.add_groups({"log_prior": az.from_dict(posterior={"prior": log_prior}).posterior})
+    b_va = float(b[..., 0].mean())
+    summary = power_scaling_summary(idata, ["Va"], means={"Va": b_va})
+    row = summary["diagnosis"][0]
+    reference = power_scaling_table(idata).set_index("parameter").loc["b[Va]"]
+    assert row["quantity"] == "Va"
+    assert row["prior_sensitivity"] == reference["prior_sensitivity"]
+    assert row["likelihood_sensitivity"] == reference["likelihood_sensitivity"]
+    sequence = pd.DataFrame(summary["sequence"])
+    at_one = sequence[(sequence["alpha"] == 1.0) & (sequence["component"] == "prior")]
+    assert at_one["mean"].iloc[0] == np.float64(b_va) or abs(at_one["mean"].iloc[0] - b_va) < 1e-12
