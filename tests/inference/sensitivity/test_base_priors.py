@@ -46,3 +46,16 @@ def test_grid_is_built_around_the_user_priors(tmp_path, monkeypatch):
     claims = out.claims.set_index("claim_id")
     assert claims.loc["ai_raises_innovation", "default_probability"] == 0.99
     assert claims.loc["va_weakens", "status"].startswith("not assessed: rests on 5/2")
+
+
+def test_cli_names_a_bad_priors_file_with_status_2(tmp_path, capsys):
+    from inference.cli import main
+
+    path = tmp_path / "priors.toml"
+    path.write_text('[priors]\nunit_sd = "halfnormal(-1)"\n', encoding="utf-8")
+    assert main(["sensitivity", "zhao2025", "--spec", "2/6", "--priors", str(path),
+                 "--out", str(tmp_path / "o")]) == 2
+    message = capsys.readouterr().err.strip()
+    assert message.startswith("error:") and str(path) in message and "unit_sd" in message
+    assert "\n" not in message
+    assert not (tmp_path / "o").exists()   # nothing fitted, no folder made
