@@ -150,6 +150,11 @@ def _sample_cached(key: str, design: MediationDesign, resolved: dict[str, Any], 
         entry = _CACHE[key] = _compile(design, resolved)
         times["compile_s"] = _time.perf_counter() - start
     values = model_data(design, resolved)
+    # nutpie draws the initial points from the PyMC model's own data containers, not from
+    # ``with_data``'s copy: they must hold this fit's values, or its draws depend on the fits
+    # this process ran before.
+    for name, value in values.items():
+        entry.model[name].set_value(value)
     compiled = entry.sampler_model.with_data(**values)
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)
