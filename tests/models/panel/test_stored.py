@@ -1,0 +1,86 @@
+"""A saved Bayesian TWFE leaves out its unit effects and pointwise log-likelihood and gets them
+back on load, equal to those at fit time: same LOO (elpd, p_loo, every Pareto k) and same
+power-scaling diagnostics; a file that holds them (sampled unit offsets) is read as saved."""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.bayes.sensitivity import power_scaling_table
+from models.bayes.storage import load_posterior
+from models.panel.bayes import fit_bayes_twfe
+from models.panel.design import prepare_panel
+from models.panel.stored import design_dataset, design_from_dataset
+
+SMALL = {"draws": 300, "tune": 300, "chains": 2}
+
+
+def _panel(seed: int = 3, n_units: int = 40, n_years: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    unit = np.repeat(np.arange(n_units), n_years)
+    year = np.tile(np.arange(2011, 2011 + n_years), n_units)
+    effect = rng.normal(0.0, 0.5, n_units)
+    x1 = effect[unit] + rng.normal(0.0, 1.0, unit.size)
+    x2 = rng.normal(0.0, 1.0, unit.size)
+    y = 1.0 + 0.3 * x1 - 0.2 * x2 + effect[unit] + 0.1 * (year - 2011) + rng.normal(
+        0.0, 1.0, unit.size)
+    frame = pd.DataFrame({"city": [f"c{u}" for u in unit], "year": year, "x1": x1, "x2": x2,
+                          "y": y})
+    return frame.drop(index=[5, 17, 60]).reset_index(drop=True)  # unbalanced
+
+
+def _loo(idata):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return az.loo(idata, pointwise=True)
+
+
+@pytest.fixture(scope="module")
+def fit():
+    return fit_bayes_twfe(_panel(), "y", ["x1", "x2"], "city", "year", seed=5, **SMALL)
+
+
+def test_the_design_is_stored_whole(fit):
+    design = prepare_panel(_panel(), "y", ["x1", "x2"], "city", "year")
+    rebuilt = design_from_dataset(design_dataset(design))
+    assert rebuilt.data_hash() == design.data_hash() == fit.data_hash
+    for name in ("x_within", "x_mean", "unit_means", "unit_idx", "time_idx"):
+        assert np.array_equal(getattr(rebuilt, name), getattr(design, name)), name
+    for name in ("x_within", "unit_means"):
+        assert getattr(rebuilt, name).flags.f_contiguous == getattr(design, name).flags.f_contiguous
+    assert (rebuilt.unit_labels, rebuilt.time_labels, rebuilt.fe_rank) == (
+        design.unit_labels, design.time_labels, design.fe_rank)
+
+
+def test_saved_fit_leaves_out_what_it_recomputes_and_gets_it_back(fit, tmp_path):
+    assert fit.spec["unit_effects"] in ("collapsed", "marginalised")
+    path = fit.save_netcdf(tmp_path / "fit.nc")
+    with h5py.File(path, "r") as handle:
+        assert "log_likelihood" not in handle and "constant_data" in handle
+        assert not {"unit_effect", "unit_offset"} & set(handle["posterior"])
+    loaded = load_posterior(path)
+    for name in ("unit_effect", "unit_offset"):
+        assert np.array_equal(loaded.posterior[name].values, fit.idata.posterior[name].values)
+    assert list(loaded.posterior["unit"].values) == list(fit.idata.posterior["unit"].values)
+    assert np.array_equal(loaded.log_likelihood["y"].values, fit.idata.log_likelihood["y"].values)
+    memory, disk = _loo(fit.idata), _loo(loaded)
+    assert (disk.elpd_loo, disk.p_loo, disk.se) == (memory.elpd_loo, memory.p_loo, memory.se)
+    assert np.array_equal(disk.pareto_k.values, memory.pareto_k.values)
+    pd.testing.assert_frame_equal(power_scaling_table(loaded), power_scaling_table(fit.idata))
+
+
+@pytest.mark.slow
+def test_sampled_unit_offsets_are_stored_as_they_are(tmp_path):
+    fit = fit_bayes_twfe(_panel(), "y", ["x1", "x2"], "city", "year", seed=5,
+                         likelihood="student_t", draws=100, tune=100, chains=1)
+    assert fit.recomputed_on_load() == {}
+    loaded = load_posterior(fit.save_netcdf(tmp_path / "fit.nc"))
+    assert np.array_equal(loaded.posterior["unit_offset"].values,
+                          fit.idata.posterior["unit_offset"].values)
+    assert loaded.log_likelihood["y"].dtype == np.float32
