@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-
 RECORDED_PACKAGES = ("pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "nutpie", "numba",
                      "numpyro")
 

@@ -36,6 +36,26 @@ FIT_CLASS = "fit_class"  # attribute: "module:Class" whose ``restore`` recompute
 FINGERPRINT_RTOL = 1e-9
 
 
+def matrix_dataset(name: str, matrix: np.ndarray, columns, **attrs):
+    """A ``constant_data`` group holding ``matrix`` (rows by named ``columns``) and its memory
+    order: matrix products of a recomputation round alike only on arrays laid out alike."""
+    import xarray as xr
+
+    matrix = np.asarray(matrix)
+    fortran = bool(matrix.flags["F_CONTIGUOUS"] and not matrix.flags["C_CONTIGUOUS"])
+    return xr.Dataset({name: ((f"{name}_row", f"{name}_column"), matrix)},
+                      coords={f"{name}_column": [str(c) for c in columns]},
+                      attrs={**attrs, f"{name}_order": "F" if fortran else "C"})
+
+
+def stored_matrix(dataset, name: str) -> np.ndarray:
+    """The matrix :func:`matrix_dataset` stored, in its original memory order."""
+    values = np.asarray(dataset[name].values)
+    if dataset.attrs.get(f"{name}_order") == "F":
+        return np.asfortranarray(values)
+    return np.ascontiguousarray(values)
+
+
 def fingerprint(values) -> list[float]:
     """Sum and sum of squares of an array, in float64."""
     flat = np.asarray(values, dtype=np.float64).reshape(-1)

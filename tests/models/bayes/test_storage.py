@@ -29,7 +29,8 @@ def _idata(seed: int = 1):
     mu = rng.normal(0.3, 0.05, size=(2, 500))
     y = rng.normal(0.3, 1.0, size=400)
     sd = np.exp(rng.normal(0.0, 0.03, size=(2, 500)))
-    idata = az.from_dict(posterior={"mu": mu, "sd": sd}, log_likelihood={"y": _normal_loglik(mu, y)},
+    idata = az.from_dict(posterior={"mu": mu, "sd": sd},
+                         log_likelihood={"y": _normal_loglik(mu, y)},
                          constant_data={"y_data": y}, dims={"y_data": ["obs"]},
                          sample_stats={"diverging": np.zeros((2, 500), dtype=bool)})
     idata.add_groups({"log_prior": idata.posterior.map(lambda v: -0.5 * v**2)})

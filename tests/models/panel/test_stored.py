@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.bayes.sensitivity import power_scaling_table
 from models.bayes.storage import load_posterior
 from models.panel.bayes import fit_bayes_twfe
 from models.panel.design import prepare_panel
 from models.panel.stored import design_dataset, design_from_dataset
+from tests.models.bayes.stored_checks import assert_same_power_scaling
 
 SMALL = {"draws": 300, "tune": 300, "chains": 2}
 
@@ -72,7 +72,7 @@ def test_saved_fit_leaves_out_what_it_recomputes_and_gets_it_back(fit, tmp_path)
     memory, disk = _loo(fit.idata), _loo(loaded)
     assert (disk.elpd_loo, disk.p_loo, disk.se) == (memory.elpd_loo, memory.p_loo, memory.se)
     assert np.array_equal(disk.pareto_k.values, memory.pareto_k.values)
-    pd.testing.assert_frame_equal(power_scaling_table(loaded), power_scaling_table(fit.idata))
+    assert_same_power_scaling(loaded, fit.idata)
 
 
 @pytest.mark.slow

@@ -4,17 +4,12 @@ diagnostics as the fit in memory; altered data are refused."""
 
 from __future__ import annotations
 
-import warnings
-
-import arviz as az
 import h5py
-import numpy as np
-import pandas as pd
 import pytest
 
-from models.bayes.sensitivity import power_scaling_table
 from models.bayes.storage import load_posterior
 from models.threshold.bayes import fit_bayes_threshold
+from tests.models.bayes.stored_checks import assert_reloads_the_same
 from tests.models.threshold.test_bayes import simulate_panel
 
 
@@ -27,23 +22,8 @@ def fit():
                                marginal_likelihood=False)
 
 
-def _loo(idata):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return az.loo(idata, pointwise=True)
-
-
 def test_the_log_likelihood_is_recomputed_to_the_same_loo_and_power_scaling(fit, tmp_path):
-    path = fit.save_netcdf(tmp_path / "threshold.nc")
-    with h5py.File(path, "r") as handle:
-        assert "log_likelihood" not in handle and "constant_data" in handle
-    loaded = load_posterior(path)
-    np.testing.assert_array_equal(loaded.log_likelihood["y"].values,
-                                  fit.idata.log_likelihood["y"].values)
-    memory, disk = _loo(fit.idata), _loo(loaded)
-    assert (disk.elpd_loo, disk.p_loo) == (memory.elpd_loo, memory.p_loo)
-    assert np.array_equal(disk.pareto_k.values, memory.pareto_k.values)
-    pd.testing.assert_frame_equal(power_scaling_table(loaded), power_scaling_table(fit.idata))
+    assert_reloads_the_same(fit, tmp_path / "threshold.nc")
 
 
 def test_altered_data_are_refused(fit, tmp_path):
