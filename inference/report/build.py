@@ -250,11 +250,12 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
 
 
 def _predictive(bundle: RunBundle, key):
-    """The posterior predictive and observed groups of one saved fit, all the check reads."""
+    """The groups of one saved fit that the posterior predictive check reads, as stored (its
+    unit effects and log-likelihood, if left out, are not recomputed: the check needs neither)."""
     from models.bayes.storage import load_posterior
 
     return load_posterior(bundle.posterior_files[key],
-                          groups=("posterior_predictive", "observed_data"))
+                          groups=("posterior", "posterior_predictive", "observed_data"))
 
 
 def build_report(study: str | None, source: str | Path, out: str | Path | None = None,
