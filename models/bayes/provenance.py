@@ -7,6 +7,7 @@ hold them; the file itself is written by :mod:`models.bayes.storage`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -20,15 +21,22 @@ RECORDED_PACKAGES = ("pymc", "pytensor", "arviz", "numpy", "pandas", "scipy", "n
 
 def package_versions() -> dict[str, str]:
     """Python's version and that of every recorded package that is installed."""
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    # Read once per process: the metadata lookups cost 30-50 ms, a sixth of a warm TWFE fit,
+    # and the installed packages do not change under a running process.
     import importlib.metadata as metadata
 
-    versions = {"python": platform.python_version()}
+    versions = [("python", platform.python_version())]
     for name in RECORDED_PACKAGES:
         try:
-            versions[name] = metadata.version(name)
+            versions.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions)
 
 
 def provenance_attributes(
