@@ -111,9 +111,13 @@ def write_posterior(idata, path: str | Path, attrs: Mapping[str, str],
         return write_atomically(path, write)
 
 
-def _fit_class(name: str):
+def _fit_class(path, name: str):
     module, _, attribute = name.partition(":")
-    return getattr(importlib.import_module(module), attribute)
+    try:
+        return getattr(importlib.import_module(module), attribute)
+    except (ImportError, AttributeError):
+        raise ValueError(f"{path}: its fit class {name} (which recomputes what the file leaves "
+                         "out) is not installed") from None
 
 
 def _open_groups(path: str | Path, groups):
@@ -138,7 +142,7 @@ def load_posterior(path: str | Path, groups: tuple[str, ...] | None = None):
     ------
     ValueError
         Naming the file and the variable when a recomputed variable does not match the
-        fingerprint stored at fit time.
+        fingerprint stored at fit time, or the fit class when it cannot be imported.
     """
     import arviz as az
 
@@ -149,7 +153,7 @@ def load_posterior(path: str | Path, groups: tuple[str, ...] | None = None):
     if LEFT_OUT not in attrs:
         return idata
     left_out = json.loads(attrs[LEFT_OUT])
-    _fit_class(attrs[FIT_CLASS]).restore(idata)
+    _fit_class(path, attrs[FIT_CLASS]).restore(idata)
     expected = json.loads(attrs[FINGERPRINT])
     for group, names in left_out.items():
         if group not in idata.groups():

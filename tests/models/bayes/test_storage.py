@@ -115,3 +115,11 @@ def test_selected_groups_are_read_as_stored(tmp_path):
     path = _fit(_idata()).save_netcdf(tmp_path / "fit.nc")
     only = load_posterior(path, groups=("posterior", "log_likelihood"))
     assert only.groups() == ["posterior"]
+
+
+def test_a_file_whose_fit_class_is_gone_is_refused_in_one_line(tmp_path):
+    path = _fit(_idata()).save_netcdf(tmp_path / "fit.nc")
+    with h5py.File(path, "r+") as handle:
+        handle["posterior"].attrs["fit_class"] = "models.bayes.fit:NoSuchFit"
+    with pytest.raises(ValueError, match="fit class models.bayes.fit:NoSuchFit"):
+        load_posterior(path)
