@@ -144,6 +144,7 @@ from models.panel.design import PanelDesign, prepare_panel
 from models.panel.marginal import (
     add_observed_data,
     draw_unit_effects,
+    restore_unit_effects,
 )
 from models.panel.model import (
     build_twfe_model,
@@ -153,6 +154,7 @@ from models.panel.model import (
     unit_effects_mode,
 )
 from models.panel.predictive import add_posterior_predictive
+from models.panel.stored import unit_effects_left_out
 
 __all__ = [
     "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "SCALES_TARGET_ACCEPT", "BayesPanelFit",
@@ -204,6 +206,15 @@ class BayesPanelFit(PosteriorFit):
     @property
     def regressors(self) -> list[str]:
         return list(self.spec["regressors"])
+
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The unit effects drawn after sampling and the pointwise log-likelihood, when the
+        unit effects were integrated out (:mod:`models.panel.stored`)."""
+        return unit_effects_left_out(self.idata, self.spec)
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        restore_unit_effects(idata)
 
     def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """One row per term: the slopes (named as the regressors), then, with ``auxiliary``,

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.panel.design import PanelDesign
+from models.panel.stored import add_design_data, design_from_dataset
 
 
 @dataclass(frozen=True)
@@ -216,9 +217,20 @@ def add_log_likelihood(idata, design: PanelDesign) -> None:
     idata.add_groups({"log_likelihood": loglik_set})
 
 
+def restore_unit_effects(idata) -> None:
+    """Recompute ``unit_effect``, ``unit_offset`` and ``log_likelihood`` of a loaded posterior
+    whose file left them out (:mod:`models.panel.stored`), with :func:`draw_unit_effects` on
+    the stored design and the fit's seed, as at fit time."""
+    design = design_from_dataset(idata.constant_data)
+    draw_unit_effects(idata, design, int(idata.posterior.attrs["seed"]))
+
+
 def add_observed_data(idata, design: PanelDesign) -> None:
+    """Add the outcome (``observed_data``) and the whole design (``constant_data``, from which
+    a saved posterior's unit effects are recomputed on load)."""
     import xarray as xr
 
+    add_design_data(idata, design)
     if "observed_data" in idata.groups():
         return
     observed = xr.Dataset(
