@@ -52,10 +52,10 @@ def _posteriors_of(folder: Path) -> dict[str, Any]:
     bundle = load_run(folder)
     found = {}
     for table, column, name in bundle.posterior_files:
-        import arviz as az
+        from models.bayes.storage import load_posterior
 
         key = f"{table}/{column}" + (f"/{name}" if name else "")
-        found[key] = az.from_netcdf(str(bundle.posterior_files[(table, column, name)]))
+        found[key] = load_posterior(bundle.posterior_files[(table, column, name)])
     return found
 
 
@@ -120,8 +120,8 @@ def fit_panel(data, formula: str, out, *, cluster: str | None = None, seed: int 
                       progress=progress)
     posteriors = {}
     for path in sorted(Path(out).glob("posterior_fit*.nc")):
-        import arviz as az
+        from models.bayes.storage import load_posterior
 
         name = path.stem.removeprefix("posterior_fit").removeprefix("_")
-        posteriors["fit/1" + (f"/{name}" if name else "")] = az.from_netcdf(str(path))
+        posteriors["fit/1" + (f"/{name}" if name else "")] = load_posterior(path)
     return StudyRun(study="fit", folder=Path(out), results=results, posteriors=posteriors)

@@ -89,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     sensitivity.add_argument("--data", type=Path, metavar="FILE",
                              help="your own panel (default: the "
                              "embedded panel of the study)")
+    for name, words in (("draws", "posterior draws per chain (default 1000; 300 with --quick)"),
+                        ("tune", "tuning steps per chain (default 1000; 300 with --quick)"),
+                        ("chains", "number of chains (default 4; 2 with --quick)")):
+        sensitivity.add_argument(f"--{name}", type=_positive_int, help=words)
+    sensitivity.add_argument("--priors", type=Path, dest="prior_file", metavar="FILE.toml",
+                             help="TOML file of priors (as for run): the base the grid's "
+                             "alternatives are built around (default: the default priors)")
 
     fit = commands.add_parser("fit", help="fit a panel formula on your own data")
     fit.add_argument("--data", type=Path, required=True,
@@ -268,7 +275,8 @@ def main(argv: list[str] | None = None) -> int:
             run_sensitivity(SensitivityOptions(
                 study=args.study, specs=tuple(args.spec), grid=args.grid, quick=args.quick,
                 out=args.out, workers=args.workers, scheduler=args.scheduler, seed=args.seed,
-                data=args.data))
+                data=args.data, priors=args.prior_file, draws=args.draws, tune=args.tune,
+                chains=args.chains))
         elif args.command == "fit":
             from inference.fit_command import FitRequest, run_fit
 

@@ -52,9 +52,9 @@ class SavedPosterior:
     @property
     def idata(self):
         if self._idata is None:
-            import arviz as az
+            from models.bayes.storage import load_posterior
 
-            self._idata = az.from_netcdf(self.path)
+            self._idata = load_posterior(self.path)
         return self._idata
 
     def convergence_problems(self) -> list[str]:

@@ -33,8 +33,18 @@ def _ranked(ranks: pd.DataFrame, name: str) -> tuple[np.ndarray, int]:
     return part["rank"].to_numpy(dtype=int), n_draws
 
 
+def _legend_above(fig, ax) -> None:
+    """The legend of ``ax``'s labelled artists in the figure's top margin, beside the title:
+    inside a panel it would cover bars or the ECDF wherever it went."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="upper right", frameon=False)
+
+
 def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
+    # The top margin holds the title and the legend; tight_layout alone would let the panels
+    # run up into them.
+    fig.tight_layout(rect=(0.0, 0.0, 1.0, 1.0 - 0.35 / fig.get_figheight()))
     written = write_atomically(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
     return written
@@ -57,7 +67,7 @@ def plot_rank_histograms(ranks: pd.DataFrame, parameters: tuple[str, ...], famil
                edgecolor="white")
         ax.set_title(f"{name} ({values.size} ranked)", fontsize=10)
         ax.set_xlabel(f"rank of the truth among {n_draws} draws")
-    axes[0].legend(fontsize=8, loc="lower right")
+    _legend_above(fig, axes[0])
     fig.suptitle(f"SBC rank histograms, {family}: SIMULATED data", fontsize=11)
     return _save(plt, fig, path)
 
@@ -78,6 +88,6 @@ def plot_ecdf_differences(ranks: pd.DataFrame, parameters: tuple[str, ...], fami
         ax.set_title(f"{name} (ECDF p = {result.p:.3f})", fontsize=10)
         ax.set_xlabel("scaled rank z")
         ax.set_ylabel("ECDF(z) - z")
-    axes[0].legend(fontsize=8, loc="lower right")
+    _legend_above(fig, axes[0])
     fig.suptitle(f"SBC ECDF differences, {family}: SIMULATED data", fontsize=11)
     return _save(plt, fig, path)

@@ -149,7 +149,8 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
         paths[published_label] = published
     frequentist_fit = _frequentist_fit(sample, spec, settings)
     paths["frequentist, 95% CI"] = frequentist_fit.path()
-    paths[f"Bayesian normal ({path_prior.kind}), 94% HDI"] = bayesian_path(fits[""])
+    if "" in fits:  # the ``likelihoods`` option may ask for the count likelihood alone
+        paths[f"Bayesian normal ({path_prior.kind}), 94% HDI"] = bayesian_path(fits[""])
     if "negbin" in fits:
         paths["Bayesian negbin, log rate ratio, 94% HDI"] = bayesian_path(fits["negbin"])
     what = spec.label or spec.outcome

@@ -238,7 +238,7 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
         text += ("<p>No saved posterior holds posterior predictive draws, so no posterior "
                  "predictive check is drawn.</p>")
     for key in ppc:
-        idata = _full(bundle, key)
+        idata = _predictive(bundle, key)
         label = (f"posterior predictive check, table {key[0]} column {key[1]}"
                  f"{' ' + key[2] if key[2] else ''}{suffix}")
         uri = ppc_plot(idata, label)
@@ -249,10 +249,13 @@ def _diagnostics(bundle: RunBundle, term: str | None, suffix: str) -> str:
     return text + "<h3>Rank plots</h3>" + "".join(parts)
 
 
-def _full(bundle: RunBundle, key):
-    import arviz as az
+def _predictive(bundle: RunBundle, key):
+    """The groups of one saved fit that the posterior predictive check reads, as stored (its
+    unit effects and log-likelihood, if left out, are not recomputed: the check needs neither)."""
+    from models.bayes.storage import load_posterior
 
-    return az.from_netcdf(str(bundle.posterior_files[key]))
+    return load_posterior(bundle.posterior_files[key],
+                          groups=("posterior", "posterior_predictive", "observed_data"))
 
 
 def build_report(study: str | None, source: str | Path, out: str | Path | None = None,

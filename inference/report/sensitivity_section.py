@@ -69,6 +69,22 @@ def _diagnosis_table(rows: pd.DataFrame) -> str:
             f"<p class='note'>{html.escape(str(note))}</p>")
 
 
+def _claims_table(claims: pd.DataFrame) -> str:
+    """Every claim of the ledger: its probability under the default prior and its range over
+    the grid, or why this run gives it none."""
+    body = "".join(
+        f"<tr><td class='term'>{html.escape(str(r.claim_id))}</td>"
+        f"<td style='text-align:left'>{html.escape(str(r.claim))}</td>"
+        f"<td>{html.escape(str(r.rests_on))}</td>"
+        f"<td>{fmt(r.default_probability, 3)}</td>"
+        + (f"<td>{fmt(r.min_probability, 3)} &ndash; {fmt(r.max_probability, 3)}</td>"
+           if pd.notna(r.min_probability) else "<td>&mdash;</td>")
+        + f"<td class='note' style='text-align:left'>{html.escape(str(r.status))}</td></tr>"
+        for r in claims.itertuples())
+    return ("<table><tr><th>claim</th><th>text</th><th>draws</th><th>P (default prior)</th>"
+            f"<th>P range over the grid</th><th>status</th></tr>{body}</table>")
+
+
 def sensitivity_section(folder: str | Path) -> str:
     """The section's HTML from a sensitivity folder; empty when it holds no ``prior_grid.csv``."""
     folder = Path(folder)
@@ -86,14 +102,23 @@ def sensitivity_section(folder: str | Path) -> str:
         "under each alternative prior (or likelihood) of the grid; the default fit is the first "
         "row. <b>shift</b> is the move of the posterior mean from the default in units of the "
         "default's posterior sd. Claim probabilities are those of the claims ledger that rest "
-        "on the specification alone. A refit that did not converge is struck through and says "
-        "why. Power-scaling scales the prior and the likelihood by alpha in [0.8, 1.25] by "
-        "Pareto-smoothed importance weighting; where the Pareto k exceeds min(1 - 1/log10 S, "
-        "0.7) the model is refitted with the prior raised to alpha in closed form. Sampler: "
+        "on the specification alone; the table of claims below lists every claim of the "
+        "ledger, with the reason where this run gives it none. A refit that did not converge "
+        "is struck through and says why. Power-scaling scales the prior and the likelihood by "
+        "alpha in [0.8, 1.25] by Pareto-smoothed importance weighting; where the Pareto k "
+        "exceeds min(1 - 1/log10 S, 0.7) the model is refitted with the prior raised to alpha "
+        "in closed form. Sampler: "
         f"{html.escape(json.dumps(meta.get('sampling', {})))}{quick}"
         f"; seed {meta.get('seed', '')}. Files: <code>{FOLDER}/prior_grid.csv</code>, "
         f"<code>{FOLDER}/power_scaling.csv</code>, "
-        f"<code>{FOLDER}/power_scaling_diagnosis.csv</code>.</p>"]
+        f"<code>{FOLDER}/power_scaling_diagnosis.csv</code>, <code>{FOLDER}/claims.csv</code>."
+        f" Base of the grid: {html.escape(str(meta.get('prior_base', 'the default priors')))}"
+        ".</p>"]
+    if (folder / "claims.csv").exists():
+        claims = pd.read_csv(folder / "claims.csv", dtype=str, keep_default_na=False)
+        for name in ("default_probability", "min_probability", "max_probability"):
+            claims[name] = pd.to_numeric(claims[name], errors="coerce")
+        parts.append("<h3>Claims of the ledger under the grid</h3>" + _claims_table(claims))
     for spec in dict.fromkeys(grid["spec"]):
         rows = grid[grid["spec"] == spec]
         table, _, column = str(spec).partition("/")

@@ -40,8 +40,11 @@ OPTION_ROLES: dict[str, tuple[str, ...]] = {
     "threshold_prior": ("uniform", "uniform_value"),
 }
 # The specification kinds whose adapter reads each option.
-OPTION_KINDS: dict[str, tuple[str, ...]] = {"likelihood": ("twfe",),
+OPTION_KINDS: dict[str, tuple[str, ...]] = {"likelihood": ("twfe", "event_study"),
                                             "threshold_prior": ("threshold",)}
+# Where a kind's adapter reads an option under another name and form: an event study fits
+# each likelihood of its ``likelihoods`` list.
+OPTION_AS = {("event_study", "likelihood"): ("likelihoods", lambda value: [value])}
 LKJ_ROLES = ("rho", "mediator_corr")
 RELATIVE_KEYS = {"scale", "family", "nu", "sceptical"}
 SCEPTICAL_Z = 1.645
@@ -79,7 +82,8 @@ def default_grid(kind: str, key_term: str | None, options: dict | None = None
     ``key_term``: its slope tighter (scale x 0.1), wider (x 10), heavier-tailed (t, 3 df) and
     sceptical (centred at 0); the scales of the unit and year effects and of the group sd
     tighter, wider and heavier-tailed; and the kind's own roles (likelihood, threshold prior,
-    event-time smoothing, the IV error correlation, the confounding rho of mediation)."""
+    event-time smoothing and the negative binomial likelihood of an event study, the IV error
+    correlation, the confounding rho of mediation)."""
     options = options or {}
     slope = f"slope.{key_term}" if key_term else "slope"
     table: dict[str, dict] = {slope: {"tighter": {"scale": 0.1}, "wider": {"scale": 10.0},
@@ -98,7 +102,8 @@ def default_grid(kind: str, key_term: str | None, options: dict | None = None
                  "threshold_prior": {"uniform_value": "uniform_value"}}
     if kind == "event_study":
         table = {**_scales("unit_sd", "year_sd"),
-                 EVENT_PATH_ROLE: {"rw1": "rw1", "rw2": "rw2", "hierarchical": "hierarchical"}}
+                 EVENT_PATH_ROLE: {"rw1": "rw1", "rw2": "rw2", "hierarchical": "hierarchical"},
+                 "likelihood": {"negbin": "negbin"}}
     if kind == "iv":
         table.update({"rho": {"uniform": "lkj(1)", "towards_zero": "lkj(8)"}})
     if kind == "mediation":
@@ -266,7 +271,8 @@ def resolve_alternative(alternative: Alternative, record: dict[str, str],
             raise PriorSpecError(f"{where}: [{role}] {alternative.name}: a {kind} "
                                  f"specification has no {role} option (it applies to "
                                  f"{', '.join(OPTION_KINDS[role])})")
-        return {}, {role: value}
+        name, form = OPTION_AS.get((kind, role), (role, lambda v: v))
+        return {}, {name: form(value)}
     if not isinstance(value, dict):
         return {role: value}, {}
     keys = [k for k in record if k == role or (
@@ -281,3 +287,22 @@ def resolve_alternative(alternative: Alternative, record: dict[str, str],
         overrides[key] = str(relative_prior(default, value, f"{where}: [{role}] "
                                             f"{alternative.name}", means.get(term)))
     return overrides, {}
+
+
+def base_priors(path: str | Path | None) -> dict[str, str]:
+    """The user's priors (``--priors FILE.toml``, the file ``run`` reads,
+    :func:`inference.priors.read_prior_entries`) as ``{role[.term]: prior}``, the base every
+    fit of the grid starts from; empty for the defaults. Each entry is checked by its family's
+    parser; a bad one raises :class:`PriorSpecError` naming the file and the key."""
+    from inference.priors import read_prior_entries
+
+    if path is None:
+        return {}
+    flat: dict[str, str] = {}
+    for key, value in read_prior_entries(path).items():
+        # A TOML table of terms (``[slope] AI = "..."``) is the grid's ``slope.AI``.
+        if isinstance(value, dict):
+            flat.update({f"{key}.{term}": str(text) for term, text in value.items()})
+        else:
+            flat[str(key)] = str(value)
+    return flat

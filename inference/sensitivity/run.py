@@ -24,7 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from inference.batch import Task, run_batch, task_key
-from inference.sensitivity.grid import default_grid, read_grid, resolve_alternative
+from inference.sensitivity.grid import (
+    base_priors,
+    default_grid,
+    read_grid,
+    resolve_alternative,
+)
 from inference.sensitivity.tables import (
     diagnosis_frame,
     grid_frame,
@@ -52,6 +57,10 @@ class SensitivityOptions:
     scheduler: str | None = None
     seed: int = 20250401
     data: Path | None = None
+    priors: Path | None = None
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
 
 
 @dataclass
@@ -62,12 +71,17 @@ class SensitivityOutcome:
     grid: pd.DataFrame
     sequence: pd.DataFrame
     diagnosis: pd.DataFrame
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)
     files: list[Path] = field(default_factory=list)
     seconds: float = 0.0
     fits: int = 0
 
 
 def _key_term(study_name: str, spec) -> str | None:
+    """The estimand the grid shows for ``spec``: the ledger's key term (``key_term``) where
+    the model has it, as its kind names it (the first regime's slope of a threshold model on
+    that regime, the indirect effect of the first mediator), the average post-period effect of
+    an event study; else the first regressor."""
     import tomllib
 
     from inference.claims import claims_path
@@ -76,9 +90,30 @@ def _key_term(study_name: str, spec) -> str | None:
     key = None
     if path.exists():
         key = tomllib.loads(path.read_text(encoding="utf-8")).get("key_term")
+    options = spec.options
+    if spec.kind == "event_study":
+        return "post_average"
+    if spec.kind == "threshold" and options.get("regime"):
+        return f"{options['regime']}_regime1"
+    if spec.kind == "mediation" and options.get("mediators"):
+        mediators = options["mediators"]
+        return f"indirect_{mediators if isinstance(mediators, str) else mediators[0]}"
     if key and key in spec.regressors:
         return str(key)
     return spec.regressors[0] if spec.regressors else key
+
+
+def _kept_options(spec) -> dict:
+    """Spec options of every refit of the grid but the default: an event study fits both of
+    its likelihoods by default, and the grid refits the first (its default row) alone, leaving
+    the other to the likelihood alternative; a threshold model's refits leave out the models
+    with other threshold counts (fitted for the comparison of counts, not read by the grid;
+    the model of the spec's own count is sampled as in the default fit)."""
+    if spec.kind == "threshold":
+        return {"compare_counts": False}
+    if spec.kind != "event_study":
+        return {}
+    return {"likelihoods": [str((spec.options.get("likelihoods") or ["normal"])[0])]}
 
 
 def _chosen_specs(study, refs: tuple[str, ...]):
@@ -139,14 +174,16 @@ def run_sensitivity(options: SensitivityOptions,
         raise ValueError("--workers sizes a local cluster; with --scheduler the cluster's own "
                          "workers run the batch")
     read_grid(options.grid, [])  # a bad grid file stops the run before anything is fitted
+    base = base_priors(options.priors)
     study, dataset = load_inputs(options.study, str(options.data) if options.data else None)
     specs = _chosen_specs(study, options.specs)
     if not specs:
         raise ValueError(f"{study.name}: no specification with a Bayesian counterpart to refit")
     out_dir = check_output_folder(
         Path(options.out) if options.out else Path("reports") / study.name / "sensitivity",
-        [("--data", options.data), ("--grid", options.grid)])
-    sampling = sampling_settings(options.quick)
+        [("--data", options.data), ("--grid", options.grid), ("--priors", options.priors)])
+    sampling = sampling_settings(options.quick, options.draws, options.tune,
+                                 options.chains)
     data_hash = file_hash(dataset.path)
     label, suffix = dataset.label, (" (SYNTHETIC data)" if dataset.synthetic else "")
     progress(f"[{study.name}] sensitivity of {len(specs)} specification(s); data: {label}")
@@ -169,7 +206,7 @@ def run_sensitivity(options: SensitivityOptions,
     with ExitStack() as stack:
         cluster = _SharedCluster(stack, out_dir / ".batch", options, progress)
         return _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
-                    data_hash, started)
+                    data_hash, started, base)
 
 
 class _SharedCluster:
@@ -209,8 +246,9 @@ def _failure(result: dict | None) -> str:
 
 
 def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling, data_hash,
-         started) -> SensitivityOutcome:
-    defaults = {f"{s.table}/{s.column}": task(s, {}, {}, "default", power=True) for s in specs}
+         started, base: dict[str, str]) -> SensitivityOutcome:
+    defaults = {f"{s.table}/{s.column}": task(s, dict(base), {}, "default", power=True)
+                for s in specs}
     first = cluster.run(list(defaults.values()))
     plans, second, power_jobs = [], [], {}
     for spec in specs:
@@ -235,19 +273,20 @@ def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
                 plans.append((spec, alternative, None, "", str(exc)))
                 continue
             written = "; ".join(f"{k}={v}" for k, v in {**priors, **spec_options}.items())
-            job = task(spec, priors, spec_options, f"{alternative.role}={alternative.name}")
+            job = task(spec, {**base, **priors}, {**_kept_options(spec), **spec_options},
+                       f"{alternative.role}={alternative.name}")
             plans.append((spec, alternative, job, written, ""))
             second.append(job)
         alphas, _ = _flagged_alphas(result)
         for alpha in alphas:
             scaled, _ = _scaled_record(record, alpha)
-            job = task(spec, scaled, {}, f"prior^{alpha:.3g}")
+            job = task(spec, {**base, **scaled}, _kept_options(spec), f"prior^{alpha:.3g}")
             power_jobs[(ref, alpha)] = job.key
             second.append(job)
     unique = list({job.key: job for job in second}.values())
     results = {**first, **cluster.run(unique)}
     outcome = _write(study, specs, defaults, plans, power_jobs, results, out_dir, label,
-                     suffix, sampling, options, data_hash)
+                     suffix, sampling, options, data_hash, base)
     outcome.seconds = time.perf_counter() - started
     outcome.fits = len(defaults) + len(unique)
     meta_path = out_dir / "sensitivity.json"
@@ -262,10 +301,11 @@ def _run(options, study, specs, task, cluster, out_dir, label, suffix, sampling,
 
 
 def _write(study, specs, defaults, plans, power_jobs, results, out_dir: Path, label: str,
-           suffix: str, sampling: dict, options: SensitivityOptions, data_hash: str
-           ) -> SensitivityOutcome:
+           suffix: str, sampling: dict, options: SensitivityOptions, data_hash: str,
+           base: dict[str, str]) -> SensitivityOutcome:
     from inference.claims import load_claims
     from inference.report.sensitivity_section import write_page
+    from inference.sensitivity.claims import claims_frame
 
     claim_ids = [c.id for c in load_claims(study.name)]
     grid_rows, sequences, diagnoses, files = [], [], [], []
@@ -306,7 +346,11 @@ def _write(study, specs, defaults, plans, power_jobs, results, out_dir: Path, la
         stem = f"table{spec.table}_col{spec.column}"
         path = plot_sequence(sequence, out_dir / f"power_scaling_{stem}.png", suffix)
         files += [path] if path else []
-    grid = grid_frame(grid_rows, label)
+    base_words = (f"--priors {options.priors}: {'; '.join(f'{k}={v}' for k, v in base.items())}"
+                  if options.priors else "the default priors")
+    grid = grid_frame(grid_rows, label).assign(prior_base=base_words)
+    grid = grid[[*grid.columns.drop(["prior_base", "data_label"]), "prior_base", "data_label"]]
+    claims = claims_frame(study, specs, grid, label)
     sequence = pd.concat(sequences, ignore_index=True) if sequences else pd.DataFrame()
     diagnosis = pd.concat(diagnoses, ignore_index=True)
     for spec in specs:
@@ -315,17 +359,19 @@ def _write(study, specs, defaults, plans, power_jobs, results, out_dir: Path, la
                          out_dir / f"prior_grid_table{spec.table}_col{spec.column}.png", suffix)
         files += [path] if path else []
     for name, frame in (("prior_grid.csv", grid), ("power_scaling.csv", sequence),
-                        ("power_scaling_diagnosis.csv", diagnosis)):
+                        ("power_scaling_diagnosis.csv", diagnosis), ("claims.csv", claims)):
         frame.to_csv(out_dir / name, index=False, float_format="%.6g")
         files.append(out_dir / name)
     meta = {"study": study.name, "data_label": label, "synthetic": bool(suffix),
             "data_sha256": data_hash, "seed": options.seed, "quick": options.quick,
             "sampling": sampling, "specs": [f"{s.table}/{s.column}" for s in specs],
-            "grid": str(options.grid) if options.grid else None}
+            "grid": str(options.grid) if options.grid else None,
+            "prior_base": base_words, "priors_file": str(options.priors) if options.priors
+            else None}
     (out_dir / "sensitivity.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     files.append(write_page(out_dir))
     return SensitivityOutcome(out_dir=out_dir, grid=grid, sequence=sequence,
-                              diagnosis=diagnosis, files=files)
+                              diagnosis=diagnosis, claims=claims, files=files)
 
 
 def _refit_note(alphas: list[float], likelihood_flagged: bool, refits,

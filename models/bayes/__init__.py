@@ -1,6 +1,6 @@
 """What every posterior of the project shares: the prior grammar and the panel priors, the
-nutpie runner and trace conversion, convergence checks, provenance, the summary row,
-power-scaling sensitivity, the fused-Op base and the posterior-fit base class.
+nutpie runner and trace conversion, convergence checks, provenance, saving and loading, the
+summary row, power-scaling sensitivity, the fused-Op base and the posterior-fit base class.
 """
 
 from models import lazy_entry_points
@@ -22,6 +22,7 @@ ENTRY_POINTS = {
     "sample_model": "sampler",
     "run_nutpie": "sampler",
     "package_versions": "provenance",
+    "load_posterior": "storage",
 }
 __all__ = sorted(ENTRY_POINTS)
 __getattr__, __dir__ = lazy_entry_points(__name__, ENTRY_POINTS)

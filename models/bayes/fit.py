@@ -4,13 +4,14 @@ A fit holds the InferenceData and the provenance saved with it (spec, priors, da
 package versions, wall times; :mod:`models.bayes.provenance`), summarises its posterior as one
 row per term (``tidy``, cached: a summary costs R-hat and ESS per term), counts divergent
 transitions and checks convergence in words (:class:`models.bayes.convergence.
-ConvergenceChecked`), and writes itself to netCDF. A family adds its terms (``_build_tidy``),
-any extra provenance (``extra_attributes``) and its own quantities.
+ConvergenceChecked`), and writes itself to netCDF (:mod:`models.bayes.storage`). A family adds
+its terms (``_build_tidy``), any extra provenance (``extra_attributes``), its own quantities and,
+where the model recomputes them exactly, the variables its file leaves out
+(``recomputed_on_load`` and ``restore``).
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,11 +19,8 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from models.bayes.convergence import ConvergenceChecked
-from models.bayes.provenance import (
-    package_versions,
-    provenance_attributes,
-    save_with_attributes,
-)
+from models.bayes.provenance import package_versions, provenance_attributes
+from models.bayes.storage import write_posterior
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,10 +97,21 @@ class PosteriorFit(ConvergenceChecked):
                                      self.seed, self.versions, self.wall_times,
                                      **self.extra_attributes())
 
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """Variables the file leaves out because :meth:`restore` recomputes them exactly from
+        what it stores: group -> variable names (an empty tuple: the whole group). None by
+        default."""
+        return {}
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        """Recompute, in place, what :meth:`recomputed_on_load` left out of a loaded file."""
+        raise NotImplementedError(f"{cls.__name__} leaves nothing out of its files")
+
     def save_netcdf(self, path: str | Path) -> Path:
         """Write the InferenceData with the provenance attached to every group of the file
-        (not to ``self.idata``)."""
-        # netCDF warns about attributes it stores as strings; they are JSON by design.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            return save_with_attributes(self.idata, path, self.attributes())
+        (not to ``self.idata``), without what :meth:`restore` recomputes on load
+        (:func:`models.bayes.storage.load_posterior`)."""
+        kind = type(self)
+        return write_posterior(self.idata, path, self.attributes(), self.recomputed_on_load(),
+                               fit_class=f"{kind.__module__}:{kind.__qualname__}")

@@ -99,8 +99,14 @@ from models.heterogeneity.model import (
     slope_prior,
 )
 from models.heterogeneity.priors import HeterogeneityPriors
-from models.panel.marginal import SufficientStats, add_observed_data, draw_unit_effects
+from models.panel.marginal import (
+    SufficientStats,
+    add_observed_data,
+    draw_unit_effects,
+    restore_unit_effects,
+)
 from models.panel.predictive import add_posterior_predictive
+from models.panel.stored import unit_effects_left_out
 
 
 def _draw_group_means(idata, mean_priors: Sequence[Prior], seed: int) -> None:
@@ -177,6 +183,15 @@ class BayesHeterogeneityFit(PosteriorFit):
     """
 
     model_name: ClassVar[str] = "bayes_heterogeneity"
+
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The unit effects drawn after sampling and the pointwise log-likelihood
+        (:mod:`models.panel.stored`)."""
+        return unit_effects_left_out(self.idata, self.spec)
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        restore_unit_effects(idata)
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         posterior = self.idata.posterior

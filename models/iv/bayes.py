@@ -52,6 +52,7 @@ unit_sd, year_sd) are ignored.
 
 from __future__ import annotations
 
+import json
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ from models.bayes.priors import (
     stacked_prior,
 )
 from models.bayes.sampler import sample_model
+from models.bayes.storage import matrix_dataset, stored_matrix
 from models.bayes.summary import summary_row
 from models.iv.predictive import add_iv_predictive
 from models.panel.design import demeaned_system, prepare_panel
@@ -315,6 +317,16 @@ class BayesIVFit(PosteriorFit):
 
     model_name: ClassVar[str] = "bayes_iv"
 
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The pointwise log-likelihood, recomputed from the stored demeaned system."""
+        return {"log_likelihood": ()} if "constant_data" in self.idata.groups() else {}
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        spec = json.loads(idata.posterior.attrs["spec"])
+        _add_iv_loglik(idata, stored_matrix(idata.constant_data, "system"),
+                       len(spec["instruments"]), spec["outcome"])
+
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
 
         post = self.idata.posterior
@@ -345,14 +357,13 @@ class BayesIVFit(PosteriorFit):
 
 
 
-def _add_iv_loglik(idata, design: IVDesign) -> None:
-    """Pointwise bivariate normal log density of (u~_it, v~_it) for every draw."""
+def _add_iv_loglik(idata, data: np.ndarray, n_z: int, outcome: str) -> None:
+    """Pointwise bivariate normal log density of (u~_it, v~_it) for every draw; ``data`` the
+    demeaned columns [y, x, z_1..z_{n_z}, w..] (:class:`IVDesign`)."""
     import xarray as xr
 
     post = idata.posterior
-    data = design.data
     y, x = data[:, 0], data[:, 1]
-    n_z = len(design.instruments)
     z = data[:, 2:2 + n_z]
     w = data[:, 2 + n_z:]
     beta = post["beta"].values
@@ -360,7 +371,7 @@ def _add_iv_loglik(idata, design: IVDesign) -> None:
     sigma_u = post["sigma_outcome"].values
     sigma_v = post["sigma_first"].values
     rho = post["rho"].values
-    loglik = np.empty(beta.shape + (design.n_obs,))
+    loglik = np.empty(beta.shape + (data.shape[0],))
     for chain in range(beta.shape[0]):
         u = y - beta[chain][:, None] * x
         v = x - pi[chain] @ z.T
@@ -373,8 +384,8 @@ def _add_iv_loglik(idata, design: IVDesign) -> None:
         loglik[chain] = (-np.log(2.0 * np.pi) - np.log(su) - np.log(sv)
                          - 0.5 * np.log(one_minus) - 0.5 * quadratic)
     dataset = xr.Dataset(
-        {design.outcome: (("chain", "draw", "obs"), loglik)},
-        coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(design.n_obs)},
+        {outcome: (("chain", "draw", "obs"), loglik)},
+        coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(data.shape[0])},
     )
     if "log_likelihood" in idata.groups():
         del idata.log_likelihood
@@ -444,7 +455,9 @@ def fit_bayes_iv(
     idata, times = sample_model(model, sampler, draws, tune, chains, seed, progressbar,
                                 target_accept)
     start_post = _time.perf_counter()
-    _add_iv_loglik(idata, design)
+    _add_iv_loglik(idata, design.data, len(design.instruments), design.outcome)
+    idata.add_groups({"constant_data": matrix_dataset(
+        "system", design.data, [outcome, endogenous, *instruments, *controls])})
     add_iv_predictive(idata, design, seed)
     if "log_prior" in idata.groups():
         del idata.log_prior

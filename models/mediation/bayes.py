@@ -17,6 +17,7 @@ correlates with the unit effects. Posterior quantities per mediator m: ``a_<m>``
 
 from __future__ import annotations
 
+import json
 import time as _time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import pandas as pd
 
 from models.bayes.fit import PosteriorFit
 from models.bayes.sampler import _blas_controller, run_nutpie, sample_model
+from models.bayes.storage import matrix_dataset, stored_matrix
 from models.bayes.summary import summary_row
 from models.mediation.design import MediationDesign, prepare_mediation
 from models.mediation.model import (
@@ -49,6 +51,17 @@ class BayesMediationFit(PosteriorFit):
     a parameter); ``auxiliary`` adds the controls' slopes, residual sds and correlation."""
 
     model_name: ClassVar[str] = "bayes_mediation"
+
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The pointwise log-likelihood, recomputed from the stored demeaned system."""
+        return {"log_likelihood": ()} if "constant_data" in self.idata.groups() else {}
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        spec = json.loads(idata.posterior.attrs["spec"])
+        _add_log_likelihood(idata, _StoredSystem(
+            stored_matrix(idata.constant_data, "system"), spec["outcome"],
+            tuple(spec["mediators"]), tuple(spec["controls"])))
 
     @property
     def mediators(self) -> list[str]:
@@ -151,6 +164,11 @@ def _sample_cached(key: str, design: MediationDesign, resolved: dict[str, Any], 
         entry = _CACHE[key] = _compile(design, resolved)
         times["compile_s"] = _time.perf_counter() - start
     values = model_data(design, resolved)
+    # nutpie draws the initial points from the PyMC model's own data containers, not from
+    # ``with_data``'s copy: they must hold this fit's values, or its draws depend on the fits
+    # this process ran before.
+    for name, value in values.items():
+        entry.model[name].set_value(value)
     compiled = entry.sampler_model.with_data(**values)
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)
@@ -177,7 +195,22 @@ def _sample_cached(key: str, design: MediationDesign, resolved: dict[str, Any], 
     return idata, times, log_prior
 
 
-def _add_log_likelihood(idata, design: MediationDesign) -> None:
+@dataclass(frozen=True)
+class _StoredSystem:
+    """What the pointwise log-likelihood reads of a :class:`MediationDesign`, as a saved
+    posterior stores it (the demeaned columns [y, m.., x, w..] and their names)."""
+
+    data: np.ndarray
+    outcome: str
+    mediators: tuple[str, ...]
+    controls: tuple[str, ...]
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.data.shape[0])
+
+
+def _add_log_likelihood(idata, design: MediationDesign | _StoredSystem) -> None:
     import xarray as xr
 
     # Thin matrix products (p ~ 10 columns): a multi-threaded BLAS spends 20x longer
@@ -263,6 +296,8 @@ def fit_bayes_mediation(
         log_prior = None
     start_post = _time.perf_counter()
     _add_log_likelihood(idata, design)
+    idata.add_groups({"constant_data": matrix_dataset(
+        "system", design.data, [outcome, *mediators, treatment, *controls])})
     add_mediation_predictive(idata, design, seed)
     if "log_prior" in idata.groups():
         del idata.log_prior

@@ -40,6 +40,11 @@ Why this choice
   the ``auto`` choice): NUTS samples beta and the scales sigma, unit_sd, year_sd (k + 3
   dimensions, all close to Gaussian), and every other term is drawn exactly afterwards. Same
   model, same posterior; tested against the Gaussian identity on the full covariance.
+* With normal slope priors as well (the defaults) and nutpie, the slopes are integrated out
+  too (:mod:`models.panel.scales`): beta | scales, y is normal and depends on sigma only, so
+  NUTS samples the three log-scales through numba C callbacks cached on disk, and each draw
+  gets exact draws of beta, then of the intercept, Mundlak terms, year and unit effects. The
+  tests hold its density to the PyMC model's with beta integrated out.
 
 ``parametrisation="naive"`` (raw regressors, centred random intercepts, no Mundlak term) and
 ``"mundlak_raw"`` (raw regressors plus their unit means, centred unit effects: the textbook
@@ -67,11 +72,23 @@ nutpie, orthogonal split, non-centred unit effects sampled             ~2,000   
 nutpie, orthogonal split, unit effects integrated out, graph          ~12,000    11-19 s
 nutpie, as above, likelihood as one fused Op                           ~21,000    27 s
 nutpie, collapsed (k + 3 dimensions), target acceptance 0.8            ~29,000    11-25 s
-nutpie, collapsed, target acceptance 0.65 (default)                    ~53,000    11-25 s
+nutpie, collapsed, target acceptance 0.65                              ~53,000    11-25 s
 exact conjugate draws (flat priors, numpy; 290,000-540,000 measured)  ~430,000   none
 =====================================================================  =========  ==========
 
-Three things made the collapsed default fast, each measured on the benchmark panel:
+The scales-only default (:mod:`models.panel.scales`) was measured later, on the same machine
+under a load average of 7-9 (every number slower), against the collapsed model with sampled
+slopes and the exact draws in the same run: bulk ESS/s 16,800 (NUTS 0.13 s, exact draws of
+every integrated-out term 0.12 s, of which the unit effects 0.10 s; ESS ~4,200 of 4,000 draws)
+against 14,600 (0.53 s; ESS ~7,700, NUTS on the slopes being antithetic) and 124,000 for the
+exact draws (0.028 s): 7.4x, 4.4x leaving out the unit-effect draws (4x-15x over five runs at
+loads of 7-16). NUTS is now mostly nutpie's own work per draw (4 x 2,000 draws of a
+3-dimensional model take 60-130 ms at that load whatever the gradient costs; ours is ~1
+microsecond). Nothing is compiled per process: the callbacks load from numba's disk cache in
+~0.05 s (a machine's first run compiles them once, 8 s at a load of 12).
+
+Three things made the collapsed model with sampled slopes fast, each measured on the benchmark
+panel:
 
 * Fewer, better-conditioned dimensions: 9 instead of 27, ~5 leapfrog steps per draw instead
   of ~7 at the same acceptance target. The fused kernel (:mod:`models.panel.collapsed_op`)
@@ -118,6 +135,7 @@ from models.bayes.fit import PosteriorFit
 from models.bayes.panel_priors import PanelPriors
 from models.bayes.sampler import SAMPLERS, sample_model
 from models.bayes.summary import summary_row
+from models.panel import scales as scales_model
 from models.panel.collapsed import (
     add_linear_terms,
     linear_terms_log_prior,
@@ -126,6 +144,7 @@ from models.panel.design import PanelDesign, prepare_panel
 from models.panel.marginal import (
     add_observed_data,
     draw_unit_effects,
+    restore_unit_effects,
 )
 from models.panel.model import (
     build_twfe_model,
@@ -135,10 +154,11 @@ from models.panel.model import (
     unit_effects_mode,
 )
 from models.panel.predictive import add_posterior_predictive
+from models.panel.stored import unit_effects_left_out
 
 __all__ = [
-    "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "BayesPanelFit", "conjugate_twfe_draws",
-    "fit_bayes_twfe", "resolve_priors",
+    "COLLAPSED_TARGET_ACCEPT", "RETRY_TARGET_ACCEPT", "SCALES_TARGET_ACCEPT", "BayesPanelFit",
+    "conjugate_twfe_draws", "fit_bayes_twfe", "resolve_priors",
 ]
 
 
@@ -157,6 +177,10 @@ __all__ = [
 # repeated at RETRY_TARGET_ACCEPT, and the spec records it.
 COLLAPSED_TARGET_ACCEPT = 0.65
 RETRY_TARGET_ACCEPT = 0.9
+# With the slopes integrated out NUTS sees three log-scales: 0.8 takes 2.9 leapfrog steps per
+# draw against 2.7 at 0.65, and on the benchmark panel 0.65 diverged once where 0.8 did not
+# (the five-year zhao2025 subsample diverges at both and is repeated at 0.9).
+SCALES_TARGET_ACCEPT = 0.8
 
 
 # --------------------------------------------------------------------------------------------
@@ -182,6 +206,15 @@ class BayesPanelFit(PosteriorFit):
     @property
     def regressors(self) -> list[str]:
         return list(self.spec["regressors"])
+
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The unit effects drawn after sampling and the pointwise log-likelihood, when the
+        unit effects were integrated out (:mod:`models.panel.stored`)."""
+        return unit_effects_left_out(self.idata, self.spec)
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        restore_unit_effects(idata)
 
     def tidy(self, auxiliary: bool = True) -> pd.DataFrame:
         """One row per term: the slopes (named as the regressors), then, with ``auxiliary``,
@@ -239,6 +272,7 @@ def fit_bayes_twfe(
     slope_prior=None,
     mundlak_columns: Sequence[str] | None = None,
     low_rank_mass_matrix: bool = False,
+    integrate_slopes: bool = True,
 ) -> BayesPanelFit:
     """Fit the hierarchical Bayesian counterpart of a TWFE regression.
 
@@ -268,7 +302,9 @@ def fit_bayes_twfe(
         ``naive`` and ``mundlak_raw`` are for comparisons only (see the module docstring).
     target_accept : float, optional
         The sampler's target acceptance rate. Default: the sampler's own (0.8) except for the
-        collapsed model, which uses :data:`COLLAPSED_TARGET_ACCEPT`.
+        collapsed model, which uses :data:`SCALES_TARGET_ACCEPT` when it samples the scales
+        only and :data:`COLLAPSED_TARGET_ACCEPT` otherwise, and repeats a run with divergent
+        transitions at :data:`RETRY_TARGET_ACCEPT`.
     unit_effects : {"auto", "collapsed", "marginalised", "sampled"}
         ``marginalised`` integrates the unit offsets out exactly (normal likelihood only; they
         are then drawn from their exact conditional posterior after sampling); ``collapsed``
@@ -293,13 +329,15 @@ def fit_bayes_twfe(
     mundlak_columns : sequence of str, optional
         Regressors whose unit means enter the Mundlak term (default all; see
         :func:`models.panel.design.prepare_panel`).
+    integrate_slopes : bool
+        For the collapsed model with nutpie and normal slope priors, integrate the slopes out
+        too and sample only the scales (:mod:`models.panel.scales`; same posterior, drawn
+        exactly given the scales). False samples the slopes with the scales.
 
     Returns
     -------
     BayesPanelFit
     """
-    import pymc as pm
-
     start_total = _time.perf_counter()
     likelihood = canonical_likelihood(likelihood)
     if sampler not in SAMPLERS:
@@ -322,11 +360,20 @@ def fit_bayes_twfe(
         target_accept = COLLAPSED_TARGET_ACCEPT
     from models.panel.compiled import reusable, sample_compiled
 
-    compiled_path = mode in ("collapsed", "marginalised") and sampler == "nutpie" and (
-        reuse_compiled and slope_prior is None and reusable(design, resolved))
+    stats = collapsed_stats(design, resolved) if mode == "collapsed" else None
+    scales_path = (mode == "collapsed" and sampler == "nutpie" and slope_prior is None
+                   and integrate_slopes and scales_model.supports(design, resolved))
+    if scales_path and retry:
+        target_accept = SCALES_TARGET_ACCEPT
+    compiled_path = not scales_path and mode in ("collapsed", "marginalised") and (
+        sampler == "nutpie" and reuse_compiled and slope_prior is None
+        and reusable(design, resolved))
     builder = None if slope_prior is None else slope_prior.build
 
     def sample(target: float | None):
+        if scales_path:
+            return (*scales_model.sample_scales(design, resolved, stats, draws, tune, chains,
+                                                seed, progressbar, target), None)
         if compiled_path:
             return (*sample_compiled(design, resolved, mode, draws, tune, chains, seed,
                                      progressbar, target), None)
@@ -348,8 +395,15 @@ def fit_bayes_twfe(
               "likelihood": likelihood, "parametrisation": parametrisation, "sampler": sampler,
               "draws": draws, "tune": tune, "chains": chains, "target_accept": target_accept,
               "divergences_before_retry": divergences_before_retry,
-              "compiled_model_reused": bool(compiled_path),
-              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path)}
+              "compiled_model_reused": bool(compiled_path or scales_path),
+              "low_rank_mass_matrix": bool(low_rank_mass_matrix and not compiled_path
+                                           and not scales_path)}
+    if scales_path:
+        fields["nuts_parameters"] = list(scales_model.scale_names(design))
+        start_post = scales_model.complete_posterior(idata, design, resolved, stats, seed,
+                                                     times)
+        return _finish_fit(idata, times, start_post, start_total, design, resolved, roles,
+                           seed, fields)
     if compiled_path:
         start_post = _time.perf_counter()
         draw_unit_effects(idata, design, seed)
@@ -357,9 +411,11 @@ def fit_bayes_twfe(
         add_observed_data(idata, design)
         return _finish_fit(idata, times, start_post, start_total, design, resolved, roles, seed,
                            fields)
+    import pymc as pm
+
     start_post = _time.perf_counter()
     if mode == "collapsed":
-        add_linear_terms(idata, design, collapsed_stats(design, resolved), seed)
+        add_linear_terms(idata, design, stats, seed)
     if mode in ("collapsed", "marginalised"):
         draw_unit_effects(idata, design, seed)
         add_posterior_predictive(idata, design, seed)

@@ -113,6 +113,11 @@ def sample_compiled(
         entry = _CACHE[key] = _compile(design, priors, mode)
         times["compile_s"] = _time.perf_counter() - start
     values = marginal_model_data(design, priors, mode)
+    # nutpie draws the initial points from the PyMC model's own data containers, not from
+    # ``with_data``'s copy: left at the previous fit's values, they made a fit's draws depend
+    # on which fits this process ran before.
+    for name, value in values.items():
+        entry.model[name].set_value(value)
     compiled = entry.sampler_model.with_data(**values)
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.panel.design import PanelDesign
+from models.panel.stored import add_design_data, design_from_dataset
 
 
 @dataclass(frozen=True)
@@ -145,47 +146,70 @@ def marginal_normal_logp(stats, intercept, slope, between, year_effect, sigma, u
 
 
 def draw_unit_effects(idata, design: PanelDesign, seed: int) -> None:
-    """Draw the integrated-out unit effects and add the pointwise log-likelihood.
+    """Draw the integrated-out unit effects (:func:`add_unit_effects`) and add the pointwise
+    log-likelihood (:func:`add_log_likelihood`)."""
+    add_unit_effects(idata, design, seed)
+    add_log_likelihood(idata, design)
+
+
+def add_unit_effects(idata, design: PanelDesign, seed: int) -> None:
+    """One exact draw of the integrated-out unit effects per posterior draw.
 
     Given the sampled parameters, u_i | y is normal with precision
     1 / unit_sd^2 + T_i / sigma^2 and mean (m_i / unit_sd^2 + T_i rhat_i / sigma^2) / precision,
     where m_i = (xbar_i - xbar)' lambda and rhat_i = mean_t(y_it - alpha - x~_it' beta - tau_t);
     one exact draw per posterior draw makes the joint draws those of the full model.
     """
-    import xarray as xr
+    from models.panel.kernels import unit_effect_draws
 
     stats = SufficientStats.from_design(design)
     post = idata.posterior
-    intercept = post["intercept"].values[..., None]
-    slope = post["slope"].values
-    sigma = post["sigma"].values[..., None]
-    unit_sd = post["unit_sd"].values[..., None]
-    prior_mean = post["between"].values @ design.unit_means.T
-    resid_mean = stats.unit_ybar - intercept
-    year = None
+    shape = post["sigma"].shape
+    n_units = len(design.unit_labels)
     if design.time_idx is not None:
-        year = post["year_effect"].values
-        resid_mean = resid_mean - year @ stats.year_share.T
-    precision = 1.0 / unit_sd**2 + stats.unit_counts / sigma**2
-    mean = (prior_mean / unit_sd**2 + stats.unit_counts * resid_mean / sigma**2) / precision
+        year, share = _flat(post, "year_effect"), stats.year_share
+    else:
+        year, share = np.zeros((int(np.prod(shape)), 0)), np.zeros((n_units, 0))
     rng = np.random.default_rng([seed, 0x5EED])
-    unit_effect = mean + rng.standard_normal(mean.shape) / np.sqrt(precision)
+    noise = rng.standard_normal(shape + (n_units,))
+    effect, offset = unit_effect_draws(
+        _flat(post, "intercept"), _flat(post, "between"), year, _flat(post, "sigma"),
+        _flat(post, "unit_sd"), np.ascontiguousarray(design.unit_means, dtype=float),
+        stats.unit_ybar, stats.unit_counts, np.ascontiguousarray(share, dtype=float),
+        noise.reshape((-1, n_units)))
     dims = ("chain", "draw", "unit")
     idata.posterior = post.assign(
-        unit_effect=(dims, unit_effect),
-        unit_offset=(dims, (unit_effect - prior_mean) / unit_sd),
+        unit_effect=(dims, effect.reshape(noise.shape)),
+        unit_offset=(dims, offset.reshape(noise.shape)),
     ).assign_coords(unit=list(design.unit_labels))
 
-    loglik = np.empty(slope.shape[:2] + (design.n_obs,))
-    for chain in range(slope.shape[0]):
-        eta = intercept[chain] + slope[chain] @ design.x_within.T
-        eta += unit_effect[chain][:, design.unit_idx]
-        if year is not None:
-            eta += year[chain][:, design.time_idx]
-        z = (design.y - eta) / sigma[chain]
-        loglik[chain] = -0.5 * z**2 - np.log(sigma[chain]) - 0.5 * np.log(2.0 * np.pi)
+
+def _flat(posterior, name: str) -> np.ndarray:
+    """A posterior variable with chain and draw merged into one leading axis, contiguous."""
+    values = posterior[name].values
+    return np.ascontiguousarray(values.reshape((-1,) + values.shape[2:]), dtype=float)
+
+
+def add_log_likelihood(idata, design: PanelDesign) -> None:
+    """The pointwise Gaussian log-likelihood given the unit effects,
+    log N(y_it | alpha + x~_it' beta + u_i + tau_t, sigma), as the ``log_likelihood`` group
+    (named after the outcome; :func:`models.panel.kernels.normal_pointwise_loglik`)."""
+    import xarray as xr
+
+    from models.panel.kernels import normal_pointwise_loglik
+
+    post = idata.posterior
+    shape = post["sigma"].shape
+    with_years = design.time_idx is not None
+    year = _flat(post, "year_effect") if with_years else np.zeros((int(np.prod(shape)), 0))
+    time_idx = design.time_idx if with_years else np.zeros(design.n_obs, dtype=np.int64)
+    loglik = normal_pointwise_loglik(
+        _flat(post, "intercept"), _flat(post, "slope"), _flat(post, "unit_effect"), year,
+        _flat(post, "sigma"),
+        np.ascontiguousarray(design.x_within.T, dtype=float),
+        np.ascontiguousarray(design.y, dtype=float), design.unit_idx, time_idx)
     loglik_set = xr.Dataset(
-        {design.outcome: (("chain", "draw", "obs"), loglik)},
+        {design.outcome: (("chain", "draw", "obs"), loglik.reshape(shape + (design.n_obs,)))},
         coords={"chain": post.chain, "draw": post.draw, "obs": np.arange(design.n_obs)},
     )
     if "log_likelihood" in idata.groups():
@@ -193,9 +217,20 @@ def draw_unit_effects(idata, design: PanelDesign, seed: int) -> None:
     idata.add_groups({"log_likelihood": loglik_set})
 
 
+def restore_unit_effects(idata) -> None:
+    """Recompute ``unit_effect``, ``unit_offset`` and ``log_likelihood`` of a loaded posterior
+    whose file left them out (:mod:`models.panel.stored`), with :func:`draw_unit_effects` on
+    the stored design and the fit's seed, as at fit time."""
+    design = design_from_dataset(idata.constant_data)
+    draw_unit_effects(idata, design, int(idata.posterior.attrs["seed"]))
+
+
 def add_observed_data(idata, design: PanelDesign) -> None:
+    """Add the outcome (``observed_data``) and the whole design (``constant_data``, from which
+    a saved posterior's unit effects are recomputed on load)."""
     import xarray as xr
 
+    add_design_data(idata, design)
     if "observed_data" in idata.groups():
         return
     observed = xr.Dataset(

@@ -169,6 +169,7 @@ from models.threshold.posterior import (
 )
 from models.threshold.predictive import add_threshold_predictive
 from models.threshold.priors import resolve_slope_priors
+from models.threshold.stored import THRESHOLD_STREAM, data_dataset, restore_log_likelihood
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,6 +260,19 @@ class BayesThresholdFit(PosteriorFit):
         table = self.tidy(auxiliary=True)
         table = table[table["kind"] != "threshold"]
         return zip(table["term"], table["r_hat"], table["ess_bulk"], strict=True)
+
+    def recomputed_on_load(self) -> dict[str, tuple[str, ...]]:
+        """The pointwise log-likelihood, recomputed from the stored data
+        (:mod:`models.threshold.stored`) unless the candidate prior was given as weights."""
+        stored = "constant_data" in self.idata.groups()
+        if stored and "log_likelihood" in self.idata.groups() and (
+                self.spec["threshold_prior"] != "weights"):
+            return {"log_likelihood": ()}
+        return {}
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        restore_log_likelihood(idata)
 
     def extra_attributes(self) -> dict[str, Any]:
         """The log marginal likelihood, beside the common provenance."""
@@ -360,7 +374,7 @@ def fit_bayes_threshold(
     n_chains, n_draws = sigma.shape
     flat_theta = theta.reshape(-1, theta.shape[-1])
     flat_sigma = sigma.reshape(-1)
-    rng = np.random.default_rng([seed, 0x7E5])
+    rng = np.random.default_rng([seed, THRESHOLD_STREAM])
     recovered = recover_thresholds(flat_theta, flat_sigma, stats, k, log_prior_cfg, rng)
     index = recovered["index"].reshape(n_chains, n_draws, k)
     gamma = stats.grid[index]
@@ -380,6 +394,10 @@ def fit_bayes_threshold(
     idata.add_groups({"log_prior": log_prior_dataset(
         resolved, terms, theta, sigma, index, log_prior_cfg, posterior)})
     add_threshold_predictive(idata, stats, seed)
+    idata.add_groups({"constant_data": data_dataset(data, dict(
+        y=y, regime=list(stats.regime_names), threshold=threshold, fixed=list(fixed),
+        unit=unit, period=period, demean=demean, time=bool(time), grid_size=grid_size,
+        trim=float(trim[0])))})
     probability_group = xr.Dataset(
         {"probability": (("threshold", "candidate"), recovered["probability"]),
          "grid": ("candidate", stats.grid)},

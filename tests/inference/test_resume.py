@@ -1,5 +1,6 @@
 """A rerun into the same folder reuses every Bayesian fit that finished, refits none of them,
-and writes the same results.csv; an interrupted run resumes where it stopped."""
+and writes the same results.csv and prior_sensitivity.csv (the latter from posteriors read back,
+their log-likelihood recomputed on load); an interrupted run resumes where it stopped."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import arviz as az
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 import inference.runner as runner
 from inference.estimators.base import Estimate
@@ -19,11 +22,29 @@ from models.bayes.fit import PosteriorFit
 from models.bayes.summary import summary_row
 
 
+def _log_likelihood(posterior, data) -> xr.Dataset:
+    residual = data["y"].values[None, None, :] - posterior["slope"].values[..., None]
+    scale = posterior["sd"].values[..., None]
+    values = -0.5 * np.log(2 * np.pi) - np.log(scale) - 0.5 * (residual / scale) ** 2
+    return xr.Dataset({"y": (("chain", "draw", "obs"), values)},
+                      coords={"chain": posterior.chain, "draw": posterior.draw})
+
+
 @dataclass(frozen=True, eq=False)
 class _DrawsFit(PosteriorFit):
-    """A posterior of one slope drawn from a normal: enough to save, summarise and reload."""
+    """A posterior of a slope and a scale drawn from normals, with the data, priors and a
+    pointwise log-likelihood that the file leaves out: enough to save, summarise, reload and
+    power-scale."""
 
     model_name: ClassVar[str] = "test_draws"
+
+    def recomputed_on_load(self):
+        return {"log_likelihood": ()}
+
+    @classmethod
+    def restore(cls, idata) -> None:
+        idata.add_groups({"log_likelihood": _log_likelihood(idata.posterior,
+                                                            idata.constant_data)})
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
         draws = self.idata.posterior["slope"].values
@@ -43,8 +64,13 @@ class _CountingAdapter:
             raise KeyboardInterrupt
         # Draws fixed by the spec and seed, as a real fit's are.
         rng = np.random.default_rng([settings.seed, zlib.crc32(spec.key.encode())])
-        idata = az.from_dict(posterior={"slope": rng.normal(0.3, 0.1, size=(2, 300))},
+        idata = az.from_dict(posterior={"slope": rng.normal(0.3, 0.1, size=(2, 300)),
+                                        "sd": np.exp(rng.normal(0.0, 0.1, size=(2, 300)))},
+                             constant_data={"y": rng.normal(0.3, 1.0, size=40)},
                              sample_stats={"diverging": np.zeros((2, 300), dtype=bool)})
+        idata.add_groups({"log_prior": idata.posterior.map(lambda v: -0.5 * v**2),
+                          "log_likelihood": _log_likelihood(idata.posterior,
+                                                            idata.constant_data)})
         term = spec.regressors[0]
         fit = _DrawsFit.record(idata, spec={"term": term}, priors={}, data_hash="x",
                                seed=settings.seed, times={})
@@ -77,12 +103,18 @@ def test_a_rerun_reuses_every_finished_fit(tmp_path, counting):
     _run(out)
     assert first.calls > 3
     before = (out / "results.csv").read_bytes()
+    sensitivity = (out / "prior_sensitivity.csv").read_bytes()
+    assert pd.read_csv(out / "prior_sensitivity.csv")["prior_sensitivity"].notna().all()
+    for path in out.glob("posterior_*.nc"):
+        with h5py.File(path, "r") as handle:
+            assert "log_likelihood" not in handle, path.name
     figures = sorted(p.name for p in out.glob("curve_*"))
     assert figures
     second = counting()
     outcome = _run(out)
     assert second.calls == 0
     assert (out / "results.csv").read_bytes() == before
+    assert (out / "prior_sensitivity.csv").read_bytes() == sensitivity
     # The reused fits keep the figures (and the numbers beside them) their adapter drew.
     assert sorted(p.name for p in out.glob("curve_*")) == figures
     assert {p.name for p in outcome.figures} >= {f for f in figures if f.endswith(".png")}

@@ -18,7 +18,8 @@ import pandas as pd
 from inference.claims import load_claims
 from inference.results import assemble, write_results
 from inference.runner import _published_rows
-from models.bayes.provenance import package_versions, provenance_attributes, save_with_attributes
+from models.bayes.provenance import package_versions, provenance_attributes
+from models.bayes.storage import write_posterior
 
 SYNTHETIC_LABEL = "SYNTHETIC (calibrated to the published tables; not evidence about China)"
 UNCONVERGED_NOTE = ("r_hat of AI is 1.050 (above 1.01): the chains disagree, so the posterior "
@@ -50,7 +51,7 @@ def _save_posterior(folder: Path, table: str, column: str, rows: list[dict], see
                          "target_accept": 0.8},
         {"slope": {"prior": "normal(0, 10)", "source": "default"}}, "0" * 64, seed,
         package_versions(), {"compile_s": 0.0, "sampling_s": 0.0, "total_s": 0.0})
-    save_with_attributes(idata, folder / f"posterior_table{table}_col{column}.nc", attrs)
+    write_posterior(idata, folder / f"posterior_table{table}_col{column}.nc", attrs)
 
 
 def _figure(folder: Path, name: str) -> str:

@@ -80,3 +80,24 @@ def test_the_study_report_shows_the_sensitivity_folder(tmp_path):
     section = page[start:page.index("</section>", start)]
     assert "Prior grid and power-scaling sequence" in section
     assert "0.2000 (0.0500) [0.1000, 0.3000]" in section
+
+
+def test_section_lists_every_claim_and_the_base_of_the_grid(tmp_path):
+    from inference.registry import load_study
+    from inference.sensitivity.claims import claims_frame
+    from inference.sensitivity.tasks import find_spec
+
+    grid = folder_with_grid(tmp_path)
+    study = load_study("zhao2025")
+    claims_frame(study, [find_spec(study, "2/6")], grid, LABEL).to_csv(
+        tmp_path / "claims.csv", index=False)
+    meta = json.loads((tmp_path / "sensitivity.json").read_text())
+    meta["prior_base"] = "--priors mine.toml: slope.AI=normal(0, 1)"
+    (tmp_path / "sensitivity.json").write_text(json.dumps(meta))
+    text = sensitivity_section(tmp_path)
+    assert "Base of the grid: --priors mine.toml: slope.AI=normal(0, 1)." in text
+    assert ("assessed on 2/6: 0.99 under the default prior, 0.97 to 0.99 over it and the 1 "
+            "fitted alternatives") in text
+    assert "<td>0.970 &ndash; 0.990</td>" in text
+    assert "not assessed: rests on 6/1, which this run did not refit (add --spec 6/1)" in text
+    assert text.count("not assessed") == 9

@@ -52,25 +52,33 @@ def test_one_simulation_fits(family):
     assert abs(fit.draws[name].mean() - simulation.truth[name]) < 5 * fit.draws[name].std()
 
 
-def test_model_log_density_at_the_truth_is_the_marginal_normal_density(family):
-    """The collapsed model's log density at the true (b, sigma, unit_sd, year_sd) equals the
-    priors' densities plus the multivariate normal density of y with the intercept, Mundlak
-    term, unit and year effects integrated out, written here as a dense covariance."""
+def test_model_log_density_is_the_marginal_normal_density(family):
+    """The collapsed model's log density, at the truth and at points where every sampled
+    variable (b, sigma, unit_sd, year_sd) has moved, equals the priors' densities plus the
+    multivariate normal density of y with the intercept, Mundlak term, unit and year effects
+    integrated out, written here as a dense covariance: the same function of all four, not
+    only the same value at one point."""
     import pymc as pm
 
     simulation = family.simulate(np.random.default_rng(11))
     truth = simulation.truth
     pm.set_data(family.data_values(simulation), model=family.model)
-    logp = family.model.compile_logp(jacobian=False)(family.unconstrained_truth(simulation))
-    b = path(family, truth)
-    cov = outcome_covariance(family, truth["sigma"], truth["unit_sd"], truth["year_sd"])
-    likelihood = stats.multivariate_normal(family.x_within @ b, cov).logpdf(
-        simulation.data["y"])
-    prior = (stats.norm(0, 1).logpdf(b).sum()
-             + stats.halfnorm(scale=1).logpdf([truth["sigma"], truth["unit_sd"],
-                                               truth["year_sd"]]).sum())
-    assert np.isfinite(logp)
-    assert logp == pytest.approx(likelihood + prior, rel=1e-8)
+    logp = family.model.compile_logp(jacobian=False)
+    rng = np.random.default_rng(3)
+    for factor in (0.0, 1.0, 1.0):
+        b = path(family, truth) + factor * rng.normal(0.0, 0.2, len(family.terms))
+        scales = {name: truth[name] * np.exp(factor * rng.normal(0.0, 0.3))
+                  for name in ("sigma", "unit_sd", "year_sd")}
+        point = {"event_path": b, **{f"{name}_log__": np.log(value)
+                                     for name, value in scales.items()}}
+        cov = outcome_covariance(family, scales["sigma"], scales["unit_sd"], scales["year_sd"])
+        likelihood = stats.multivariate_normal(family.x_within @ b, cov).logpdf(
+            simulation.data["y"])
+        prior = (stats.norm(0, 1).logpdf(b).sum()
+                 + stats.halfnorm(scale=1).logpdf(list(scales.values())).sum())
+        value = logp(point)
+        assert np.isfinite(value)
+        assert value == pytest.approx(likelihood + prior, rel=1e-8)
 
 
 def test_simulated_outcome_has_the_marginal_covariance(family):
@@ -129,34 +137,61 @@ def test_negbin_simulation_fits(negbin):
     assert isinstance(fit.problems, list)
 
 
-def test_negbin_log_density_moves_as_the_negative_binomial(negbin):
-    """Moving the intercept, the event path and alpha away from the truth changes the model's
-    log density by the change in the negative binomial log pmf (mean exp(eta), dispersion
-    alpha, scipy's parametrisation) plus the change in those priors' densities."""
+def negbin_joint_density(family, counts, values):
+    """log p(counts, every latent term) of the simulator, written out by hand: the negative
+    binomial pmf (mean exp(eta), dispersion alpha, scipy's parametrisation), the priors of
+    NEGBIN_PRIORS and NEGBIN_PATH_PRIOR, z ~ N(0, 1) and the zero-sum year effects as
+    N(0, year_sd^2) in the T - 1 coordinates of an orthonormal basis of the zero-sum vectors
+    (iid normals minus their mean, as the simulator draws them)."""
+    n_free = len(YEARS) - 1
+    unit_effect = family.unit_means @ values["between"] + values["unit_sd"] * values["unit_offset"]
+    mu = np.exp(values["intercept"] + family.x_within @ values["event_path"]
+                + unit_effect[family.unit_idx] + values["year_effect"][family.time_idx])
+    alpha, year_sd = values["alpha"], values["year_sd"]
+    year_effect = values["year_effect"]
+    return (stats.nbinom(alpha, alpha / (alpha + mu)).logpmf(counts).sum()
+            + stats.norm(1.5, 0.5).logpdf(values["intercept"])
+            + stats.norm(0, 0.5).logpdf(values["event_path"]).sum()
+            + stats.norm(0, 0.5).logpdf(values["between"]).sum()
+            + stats.norm(0, 1).logpdf(values["unit_offset"]).sum()
+            + stats.halfnorm(scale=0.5).logpdf(values["unit_sd"])
+            + stats.gamma(4, scale=1 / 10).logpdf(year_sd)
+            + stats.gamma(4, scale=1 / 0.4).logpdf(alpha)
+            - 0.5 * year_effect @ year_effect / year_sd**2
+            - n_free * np.log(year_sd) - 0.5 * n_free * np.log(2 * np.pi))
+
+
+def test_negbin_log_density_is_the_simulators_in_every_variable(negbin):
+    """Moving every free variable away from the truth (the intercept, event path, Mundlak
+    terms, unit offsets, zero-sum year effects and the three scales) changes the model's log
+    density by exactly the change in the simulator's joint density: the simulator draws the
+    year effects and year_sd (and everything else) from the model the fit samples."""
     import pymc as pm
 
     simulation = negbin.simulate(np.random.default_rng(11))
     truth, data = simulation.truth, simulation.data
     pm.set_data(negbin.data_values(simulation), model=negbin.model)
     logp = negbin.model.compile_logp(jacobian=False)
-    point = negbin.unconstrained_truth(simulation)
-    assert np.isfinite(logp(point))
-    shift = np.linspace(-0.2, 0.3, len(negbin.terms))
-    moved = dict(point, intercept=point["intercept"] + 0.1,
-                 event_path=point["event_path"] + shift,
-                 alpha_log__=np.log(truth["alpha"] * 1.5))
-    mu0 = negbin_mean(negbin, simulation)
-    mu1 = mu0 * np.exp(0.1 + negbin.x_within @ shift)
-
-    def density(mu, alpha, intercept, b):
-        counts = stats.nbinom(alpha, alpha / (alpha + mu)).logpmf(data["y"]).sum()
-        return (counts + stats.gamma(4, scale=1 / 0.4).logpdf(alpha)
-                + stats.norm(1.5, 0.5).logpdf(intercept) + stats.norm(0, 0.5).logpdf(b).sum())
-
-    b = path(negbin, truth)
-    expected = (density(mu1, 1.5 * truth["alpha"], data["intercept"] + 0.1, b + shift)
-                - density(mu0, truth["alpha"], data["intercept"], b))
-    assert logp(moved) - logp(point) == pytest.approx(expected, rel=1e-8)
+    at_truth = {"intercept": data["intercept"], "event_path": path(negbin, truth),
+                "between": data["between"], "unit_offset": data["unit_offset"],
+                "year_effect": data["year_effect"], "unit_sd": truth["unit_sd"],
+                "year_sd": truth["year_sd"], "alpha": truth["alpha"]}
+    rng = np.random.default_rng(2)
+    moved = {name: np.asarray(value) + rng.normal(0.0, 0.1, np.shape(value))
+             for name, value in at_truth.items()}
+    moved["year_effect"] = moved["year_effect"] - moved["year_effect"].mean()
+    moved.update(unit_sd=1.3 * truth["unit_sd"], year_sd=0.6 * truth["year_sd"],
+                 alpha=1.5 * truth["alpha"])
+    fake = type(simulation)(dict(truth, unit_sd=moved["unit_sd"], year_sd=moved["year_sd"],
+                                 alpha=moved["alpha"],
+                                 **dict(zip(negbin.terms, moved["event_path"], strict=True))),
+                            dict(data, **{k: moved[k] for k in
+                                          ("intercept", "between", "unit_offset", "year_effect")}))
+    points = [negbin.unconstrained_truth(simulation), negbin.unconstrained_truth(fake)]
+    assert np.isfinite(logp(points[0]))
+    expected = (negbin_joint_density(negbin, data["y"], moved)
+                - negbin_joint_density(negbin, data["y"], at_truth))
+    assert logp(points[1]) - logp(points[0]) == pytest.approx(expected, rel=1e-8)
 
 
 def test_negbin_counts_have_the_negative_binomial_moments(negbin):

@@ -25,6 +25,7 @@ from models.heterogeneity.bayes import fit_bayes_heterogeneity
 from models.heterogeneity.interacted import build_group_design, fit_interacted_twfe
 from models.heterogeneity.model import choose_parametrisation, prepare_heterogeneity
 from models.heterogeneity.priors import HeterogeneityPriors
+from tests.models.bayes.stored_checks import assert_reloads_the_same
 
 TRUE_SLOPES = {"east": 0.5, "central": 0.2, "west": -0.1}
 TRUE_CONTROL = 0.4
@@ -383,3 +384,8 @@ def test_within_city_groups_mix_when_slopes_are_collapsed():
         term = f"AI[{g}]"
         gap = abs(table.loc[term, "estimate"] - reference.loc[term, "estimate"])
         assert gap < 0.25 * table.loc[term, "std_error"], term
+
+
+def test_saved_fit_recomputes_unit_effects_and_log_likelihood_to_the_same_loo(fit, tmp_path):
+    assert fit.recomputed_on_load()["posterior"] == ("unit_effect", "unit_offset")
+    assert_reloads_the_same(fit, tmp_path / "heterogeneity.nc")

@@ -20,6 +20,7 @@ from scipy import stats
 
 from models.bayes.priors import PriorSpecError
 from models.iv.bayes import IVPriors, _resolve, build_iv_model, fit_bayes_iv, prepare_iv
+from tests.models.bayes.stored_checks import assert_reloads_the_same
 
 TRUE = {"beta": 0.3, "pi": 1.0, "rho": 0.5, "gamma": 0.4, "delta": 0.5}
 N_UNITS, N_YEARS = 200, 8
@@ -178,3 +179,7 @@ def test_bad_input_names_the_column(panel):
         prepare_iv(panel, "y", "x", ["nope"], ["w"], "unit", "year")
     with pytest.raises(ValueError, match="at least one instrument"):
         prepare_iv(panel, "y", "x", [], ["w"], "unit", "year")
+
+
+def test_saved_fit_recomputes_the_log_likelihood_to_the_same_loo(fit, tmp_path):
+    assert_reloads_the_same(fit, tmp_path / "iv.nc")

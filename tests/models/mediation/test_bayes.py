@@ -29,6 +29,7 @@ from models.mediation.model import (
 from models.mediation.priors import MediationPriors, resolve_priors
 from models.mediation.sensitivity import indirect_curves, sensitivity_curve
 from models.panel.fe import fit_twfe
+from tests.models.bayes.stored_checks import assert_reloads_the_same
 
 TRUE = {"a": (0.5, 0.3), "b": (0.4, -0.3), "c": 0.2, "corr": 0.3}
 WEAK = ["slope=normal(0, 100)", "mediator_slope=normal(0, 100)", "sigma=halfnormal(100)",
@@ -323,3 +324,7 @@ def test_priors_parse_roles_and_reject_bad_ones():
                                "unit", "year")
     with pytest.raises(PriorSpecError, match=r"\['m2'\]"):
         resolve_priors(MediationPriors.parse(["slope.m2=normal(0, 1)"]), design)
+
+
+def test_saved_fit_recomputes_the_log_likelihood_to_the_same_loo(weak_fit, tmp_path):
+    assert_reloads_the_same(weak_fit, tmp_path / "mediation.nc")
