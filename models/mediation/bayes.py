@@ -132,13 +132,14 @@ _CACHE: dict[str, _Compiled] = {}
 
 
 def _compile(design: MediationDesign, resolved: dict[str, Any]) -> _Compiled:
-    import nutpie
     import pymc as pm
     import pytensor
     import pytensor.tensor as pt
 
+    from models.bayes.nutpie_compile import compile_model
+
     model = build_mediation_model(design, resolved, data_containers=True)
-    sampler_model = nutpie.compile_pymc_model(model, backend="numba")
+    sampler_model = compile_model(model)
     names = tuple(v.name for v in model.free_RVs)
     placeholders = [pt.tensor(f"{n}_draws", shape=(None,) * (model[n].ndim + 1))
                     for n in names]

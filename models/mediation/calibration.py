@@ -66,9 +66,9 @@ class MediationCalibration:
     def compiled(self):
         """The nutpie-compiled model, built on first use and shared by every fit."""
         if self._compiled is None:
-            import nutpie
+            from models.bayes.nutpie_compile import compile_model
 
-            self._compiled = nutpie.compile_pymc_model(self.model, backend="numba")
+            self._compiled = compile_model(self.model)
         return self._compiled
 
     def simulate(self, rng: np.random.Generator) -> Simulation:

@@ -91,10 +91,9 @@ class ThresholdCalibration:
     def compiled(self):
         """The nutpie-compiled model, built on the first call and reused after."""
         if self._compiled is None:
-            import nutpie
+            from models.bayes.nutpie_compile import compile_model
 
-            self._compiled = nutpie.compile_pymc_model(self.model(self.prepare(
-                self.frame["y"].to_numpy())), backend="numba")
+            self._compiled = compile_model(self.model(self.prepare(self.frame["y"].to_numpy())))
         return self._compiled
 
     def simulate(self, rng: np.random.Generator) -> Simulation:

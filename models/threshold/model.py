@@ -74,17 +74,18 @@ def whitening(profile: dict[str, Any], inflate: float = 1.0) -> tuple[np.ndarray
 def sample_nutpie(model, draws: int, tune: int, chains: int, seed: int, progressbar: bool,
                   compiled=None, target_accept: float | None = None
                   ) -> tuple[Any, dict[str, float], Any]:
-    """Compile ``model`` with nutpie's numba backend (unless ``compiled`` is given) and sample.
+    """Compile ``model`` (:func:`models.bayes.nutpie_compile.compile_model`, unless
+    ``compiled`` is given) and sample it with nutpie.
 
     Returns the InferenceData, the wall times (``compile_s``, ``sampling_s``) and the compiled
     model.
     """
-    import nutpie
+    from models.bayes.nutpie_compile import compile_model
 
     times: dict[str, float] = {}
     start = _time.perf_counter()
     if compiled is None:
-        compiled = nutpie.compile_pymc_model(model, backend="numba")
+        compiled = compile_model(model)
     times["compile_s"] = _time.perf_counter() - start
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)

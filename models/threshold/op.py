@@ -5,8 +5,10 @@ The Op computes log sum_gamma p(gamma) p(y~ | theta, gamma, sigma).
 One node of the PyMC graph computes the value and its gradient in the slopes theta and sigma
 together (:func:`models.threshold.kernels.marginal_loglik`, a numba kernel compiled
 with ``cache=True``, used both under nutpie's numba backend and by ``perform``), so the
-compiled log density is a handful of nodes whatever the number of thresholds and regressors:
-nutpie compiles it in seconds, and a warm numba cache skips the kernel's compilation.
+compiled log density is a handful of nodes whatever the number of thresholds and regressors.
+The Op has a PyTensor cache key (its sizes and the source of the kernels), so the compiled
+model is kept in PyTensor's numba cache and the next process loads it
+(:mod:`models.bayes.nutpie_compile`).
 
 Importing this module does not import PyTensor; the Op class is built on first use.
 """
@@ -27,6 +29,21 @@ STATISTIC_NAMES = ("yy", "base_y", "base_gram", "split_y", "split_base", "split_
 SHAREABLE = ("yy", "base_y", "base_gram", "split_y", "split_base", "config_prior")
 
 _OP_CLASS: list[Any] = []
+_SOURCE_HASH: list[str] = []
+
+
+def _kernel_source_hash() -> str:
+    """sha256 of the source of :mod:`models.threshold.kernels` and of this module."""
+    if not _SOURCE_HASH:
+        import hashlib
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        digest = hashlib.sha256()
+        for name in ("kernels.py", "op.py"):
+            digest.update((here / name).read_bytes())
+        _SOURCE_HASH.append(digest.hexdigest()[:16])
+    return _SOURCE_HASH[0]
 
 
 def marginal_statistics(stats: ThresholdData, k: int, log_prior_cfg: np.ndarray
@@ -135,9 +152,10 @@ def _make_op_class():
                 split_y, split_base, split_diag, gram, configs, prior)
             return np.asarray(value), grad_theta, np.asarray(grad_sigma)
 
-        # No PyTensor cache key: the wrapper is tiny, and the kernel it calls is cached by
-        # numba itself (cache=True), which notices when the kernel's source changes.
-        return marginal, None
+        # PyTensor's cached graph code embeds the kernel: the key carries the kernels'
+        # source, so that editing them invalidates the graphs compiled with the old ones.
+        return marginal, f"MarginalLogLik-{op.n_fixed}-{op.n_regime}-{op.k}-{op.dof}-" \
+            f"{_kernel_source_hash()}"
 
     return MarginalLogLik
 

@@ -108,10 +108,11 @@ def fit_smooth_transition(
     -------
     SmoothTransitionFit
     """
-    import nutpie
     import pymc as pm
     import pytensor.tensor as pt
     import xarray as xr
+
+    from models.bayes.nutpie_compile import compile_model
 
     start_total = _time.perf_counter()
     # A single-threshold least-squares fit centres the whitened slopes.
@@ -153,7 +154,7 @@ def fit_smooth_transition(
         pm.Potential("loglik", -0.5 * stats.dof * (_LOG_2PI + 2.0 * pt.log(sigma))
                      - pt.sum(residual**2) / (2.0 * sigma**2))
     start = _time.perf_counter()
-    compiled = nutpie.compile_pymc_model(model, backend="numba")
+    compiled = compile_model(model)
     times = {"compile_s": _time.perf_counter() - start}
     idata, times["sampling_s"] = run_nutpie(compiled, draws, tune, chains, seed, progressbar,
                                             target_accept)
