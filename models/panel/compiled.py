@@ -1,13 +1,14 @@
 """Compile once, sample many: the collapsed or marginalised Bayesian TWFE for every design of
 one shape.
 
-Compiling the model of :func:`models.panel.model.build_twfe_model` takes 10-30 s, sampling it
-well under a second. A study fits the same model (same number of regressors, same periods,
-same prior families) on many samples, so the model is built once with every data-dependent
-number in
-``pm.Data`` containers (:func:`models.panel.model.marginal_model_data`), compiled once by
-nutpie, and re-used with ``with_data`` for each new design. The log prior is likewise one
-compiled function per shape, evaluated on all draws at once.
+Compiling the model of :func:`models.panel.model.build_twfe_model` takes 10-30 s in a fresh
+process with empty caches, sampling it well under a second. A study fits the same model (same
+number of regressors, same periods, same prior families) on many samples, so the model is built
+once with every data-dependent number in ``pm.Data`` containers
+(:func:`models.panel.model.marginal_model_data`), compiled once through
+:func:`models.bayes.nutpie_compile.compile_model` (its numba code cached on disk, so the next
+process loads it instead of compiling), and re-used with ``with_data`` for each new design. The
+log prior is likewise one compiled function per shape, evaluated on all draws at once.
 
 The cache key is the model's structure: which terms are integrated out (``collapsed`` or
 ``marginalised``), the number of regressors, whether there are period effects and how many, and
@@ -65,15 +66,15 @@ def structure_key(design, priors: PanelPriors, mode: str) -> str:
 
 
 def _compile(design, priors: PanelPriors, mode: str) -> _CompiledModel:
-    import nutpie
     import pymc as pm
     import pytensor
     import pytensor.tensor as pt
 
+    from models.bayes.nutpie_compile import compile_model
     from models.panel.model import build_twfe_model
 
     model = build_twfe_model(design, priors, "normal", "mundlak", mode, data_containers=True)
-    sampler_model = nutpie.compile_pymc_model(model, backend="numba")
+    sampler_model = compile_model(model)
     names = tuple(v.name for v in model.free_RVs if v.name in PRIOR_VARIABLES)
     # One placeholder per variable with a leading draws axis; the logp broadcasts over it.
     placeholders = [pt.tensor(f"{n}_draws", shape=(None,) * (model[n].ndim + 1))

@@ -11,7 +11,7 @@ import pytest
 from data.errors import DataError
 from models.event_study.bayes import fit_bayes_event_study
 from models.event_study.twfe import fit_event_study
-from tests.models.event_study.dgp import REFERENCE, simulate_event_panel
+from tests.models.event_study.dgp import REFERENCE, TRUE_PATH, simulate_event_panel
 
 TERMS = [f"Treat_x_{y}" for y in (2010, 2011, 2012, 2013, 2015, 2016, 2017)]
 
@@ -53,17 +53,22 @@ def test_fit_records_priors_log_prior_and_log_likelihood(weak_fit, normal_panel)
 
 
 @pytest.mark.parametrize("kind", ["hierarchical", "rw2"])
-def test_pooling_priors_fit_and_stay_near_the_estimate(normal_panel, kind):
+def test_pooling_priors_fit_and_stay_near_the_truth(normal_panel, kind):
     fit = fit_bayes_event_study(normal_panel, "y", "v", ["x"], reference=REFERENCE,
                                 path_prior=kind, transform="none", draws=400, tune=400,
                                 chains=2, seed=2)
     frequentist = fit_event_study(normal_panel, "y", "v", ["x"], reference=REFERENCE,
                                   vcov="iid", transform="none").tidy().set_index("term")
     bayes = fit.tidy().set_index("term")
-    # Pooled or smoothed, each coefficient moves by less than two standard errors here
-    # (the true path is smooth and the data are informative).
-    gap = (bayes.loc[TERMS, "estimate"] - frequentist.loc[TERMS, "estimate"]).abs()
-    assert (gap < 2 * frequentist.loc[TERMS, "std_error"]).all(), gap
+    truth = np.array([TRUE_PATH[int(term[-4:])] for term in TERMS])
+    # The true path is smooth and the data informative: pooled or smoothed, every coefficient
+    # stays within two standard errors of the truth, and the path is no further from it than
+    # the unpooled estimate. (Measured from the frequentist estimate instead, the gap reaches
+    # two standard errors where that estimate's own noise is large, as at 2013.)
+    error = bayes.loc[TERMS, "estimate"].to_numpy() - truth
+    assert (np.abs(error) < 2 * frequentist.loc[TERMS, "std_error"].to_numpy()).all(), error
+    unpooled = frequentist.loc[TERMS, "estimate"].to_numpy() - truth
+    assert np.sqrt(np.mean(error**2)) <= np.sqrt(np.mean(unpooled**2)), (error, unpooled)
     assert fit.priors["event_path"]["prior"].startswith(kind)
     hyper = "path_sd" if kind == "hierarchical" else "path_tau"
     assert hyper in fit.idata.log_prior
