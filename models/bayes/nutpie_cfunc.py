@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-CFUNC_VERSION = "1"
+CFUNC_VERSION = "2"
 
 
 def user_data_layout(values: dict[str, np.ndarray]) -> dict[str, int]:
@@ -44,7 +44,7 @@ def _unpack_lines(names, values, offsets) -> tuple[list[str], list[str]]:
         start, value = offsets[name], values[name]
         shape = ", ".join(f"ud[{start + 1 + a}]" for a in range(value.ndim))
         shape = f"({shape},)" if value.ndim else "()"
-        lines.append(f"        d{j} = numba.carray(address_as_void_pointer(ud[{start}]), "
+        lines.append(f"    d{j} = numba.carray(address_as_void_pointer(ud[{start}]), "
                      f"{shape}, dtype_{j})")
         args.append(f"d{j}")
     return lines, args
@@ -78,12 +78,12 @@ def logp_cfunc(inner, key: str | None, n_dim: int, names, values, offsets):
         "def logp_cfunc(dim, x_, out_, logp_, user_data_):",
         f"    if dim != {n_dim}:",
         "        return -1",
-        "    try:",
-        f"        x = numba.carray(x_, ({n_dim},))",
-        f"        out = numba.carray(out_, ({n_dim},))",
-        "        logp = numba.carray(logp_, ())",
-        f"        ud = numba.carray(user_data_, ({_ud_size(values)},), np.int64)",
+        f"    x = numba.carray(x_, ({n_dim},))",
+        f"    out = numba.carray(out_, ({n_dim},))",
+        "    logp = numba.carray(logp_, ())",
+        f"    ud = numba.carray(user_data_, ({_ud_size(values)},), np.int64)",
         *unpack,
+        "    try:",
         f"        value, grad = inner({call})",
         "        logp[()] = value[()]",
         "        out[...] = grad",
@@ -126,11 +126,11 @@ def expand_cfunc(inner, key: str | None, n_dim: int, shapes: list[tuple[int, ...
         "def expand_cfunc(dim, expanded, x_, out_, user_data_):",
         f"    if dim != {n_dim} or expanded != {n_expanded}:",
         "        return -1",
-        "    try:",
-        f"        x = numba.carray(x_, ({n_dim},))",
-        f"        out = numba.carray(out_, ({n_expanded},))",
-        f"        ud = numba.carray(user_data_, ({_ud_size(values)},), np.int64)",
+        f"    x = numba.carray(x_, ({n_dim},))",
+        f"    out = numba.carray(out_, ({n_expanded},))",
+        f"    ud = numba.carray(user_data_, ({_ud_size(values)},), np.int64)",
         *unpack,
+        "    try:",
         f"        out[0:{n_dim}] = x",
         *([f"        outputs = inner({call})", *writes] if sizes else []),
         "    except Exception:",
