@@ -93,6 +93,9 @@ def compile_graph(inputs, outputs, model, prefix: str
     from pymc.pytensorf import compile as compile_pymc
     from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
 
+    from models.bayes import numba_special
+
+    numba_special.register()
     outputs, data_vars, values = lift_data(inputs, outputs, prefix)
     with model:
         function = compile_pymc([*inputs, *data_vars], outputs, mode="NUMBA",
