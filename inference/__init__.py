@@ -14,6 +14,7 @@ Everything is imported on first use, so ``import inference`` stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,13 +28,14 @@ class StudyRun:
 
     ``posteriors`` maps ``"table/column"`` (``"table/column/model"`` for a cell's further
     models, such as the threshold counts) to ArviZ ``InferenceData``, ready for
-    ``az.plot_forest``, ``az.compare`` or your own code.
+    ``az.plot_forest``, ``az.compare`` or your own code; each is read from the run's folder
+    when asked for (:class:`StoredPosteriors`).
     """
 
     study: str
     folder: Path
     results: Any
-    posteriors: dict[str, Any] = field(default_factory=dict)
+    posteriors: Mapping[str, Any] = field(default_factory=dict)
     outcome: Any = None
 
     @property
@@ -46,17 +48,32 @@ class StudyRun:
         return self.results[self.results["source"] == "bayesian"]
 
 
-def _posteriors_of(folder: Path) -> dict[str, Any]:
+class StoredPosteriors(Mapping):
+    """Posteriors by ``"table/column[/model]"``, each read from its netCDF file when asked for
+    (:func:`models.bayes.storage.load_posterior`), so that a run holds no posterior in
+    memory; every access reads the file again."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths = dict(paths)
+
+    def __getitem__(self, key: str):
+        from models.bayes.storage import load_posterior
+
+        return load_posterior(self.paths[key])
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def _posteriors_of(folder: Path) -> StoredPosteriors:
     from inference.report.bundle import load_run
 
     bundle = load_run(folder)
-    found = {}
-    for table, column, name in bundle.posterior_files:
-        from models.bayes.storage import load_posterior
-
-        key = f"{table}/{column}" + (f"/{name}" if name else "")
-        found[key] = load_posterior(bundle.posterior_files[(table, column, name)])
-    return found
+    return StoredPosteriors({f"{table}/{column}" + (f"/{name}" if name else ""): path
+                             for (table, column, name), path in bundle.posterior_files.items()})
 
 
 def run_study(study: str, *, data=None, out=None, seed: int = 20250401, quick: bool = False,
@@ -74,7 +91,8 @@ def run_study(study: str, *, data=None, out=None, seed: int = 20250401, quick: b
                          else None, draws=draws, tune=tune, chains=chains,
                          target_accept=target_accept)
     outcome = _run(study, options, progress=progress)
-    posteriors = {key.removesuffix("/"): fit.idata for key, fit in outcome.bayes_fits.items()}
+    posteriors = StoredPosteriors({key.removesuffix("/"): path
+                                   for key, path in outcome.posterior_files.items()})
     return StudyRun(study=study, folder=outcome.out_dir, results=outcome.results,
                     posteriors=posteriors, outcome=outcome)
 

@@ -78,6 +78,7 @@ class RunOutcome:
     results: pd.DataFrame
     out_dir: Path
     bayes_fits: dict[str, object] = field(default_factory=dict)
+    posterior_files: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
@@ -111,25 +112,28 @@ def _derive_measures(study: Study, dataset: Dataset, progress) -> Dataset:
     return replace(dataset, frame=frame)
 
 
-def _prior_sensitivity(fits: dict, out_dir: Path, progress) -> pd.DataFrame:
-    """Power-scaling sensitivity of every fit that stores log prior and log likelihood,
-    written to ``prior_sensitivity.csv``."""
+def _power_scaling(key: str, fit) -> pd.DataFrame | None:
+    """Power-scaling sensitivity of one fit (``key`` = table/column/model), or None when its
+    posterior holds no log prior and log likelihood."""
     from models.bayes.sensitivity import power_scaling_table
 
-    tables = []
-    for key, fit in fits.items():
-        idata = getattr(fit, "idata", None)
-        if idata is None or not {"log_prior", "log_likelihood"} <= set(idata.groups()):
-            continue
-        table, column, name = key.split("/")
-        try:
-            sensitivity = power_scaling_table(idata)
-        except (ValueError, KeyError, TypeError, FloatingPointError) as exc:
-            # A failed diagnostic must not cost the report; say what failed instead.
-            sensitivity = pd.DataFrame([{"parameter": "(all)", "prior_sensitivity": np.nan,
-                                         "likelihood_sensitivity": np.nan,
-                                         "diagnosis": f"not computed: {exc}"}])
-        tables.append(sensitivity.assign(table=table, column=column, model=name))
+    idata = getattr(fit, "idata", None)
+    if idata is None or not {"log_prior", "log_likelihood"} <= set(idata.groups()):
+        return None
+    table, column, name = key.split("/")
+    try:
+        sensitivity = power_scaling_table(idata)
+    except (ValueError, KeyError, TypeError, FloatingPointError) as exc:
+        # A failed diagnostic must not cost the report; say what failed instead.
+        sensitivity = pd.DataFrame([{"parameter": "(all)", "prior_sensitivity": np.nan,
+                                     "likelihood_sensitivity": np.nan,
+                                     "diagnosis": f"not computed: {exc}"}])
+    return sensitivity.assign(table=table, column=column, model=name)
+
+
+def _prior_sensitivity(tables: list[pd.DataFrame], out_dir: Path, progress) -> pd.DataFrame:
+    """The fits' power-scaling tables (:func:`_power_scaling`) together, written to
+    ``prior_sensitivity.csv``."""
     if not tables:
         return pd.DataFrame()
     frame = pd.concat(tables, ignore_index=True)[
@@ -184,6 +188,7 @@ def run_study(
     reusable = kept_files(out_dir)
     start_run(out_dir, f"run {name}", keep=reusable)
     written: set[str] = set()
+    sensitivity_tables: list[pd.DataFrame | None] = []
     spent = dict.fromkeys(TIME_PHASES, 0.0)
     if user_study and not isinstance(source, Study):
         # The report is rebuilt from the folder alone, so the study file travels with it.
@@ -240,8 +245,8 @@ def run_study(
             progress(f"{prefix}: Bayesian counterpart reused (the same data, spec, priors, "
                      "sampler settings and seed finished here before)")
             estimate = Estimate(saved[0], fits=saved[1], figures=saved[2])
-            paths = [fit.path for fit in saved[1].values()]
-            paths += saved[2]
+            fit_paths = [fit.path for fit in saved[1].values()]
+            paths = [*fit_paths, *saved[2]]
         else:
             try:
                 estimate = bayesian(sample, spec, settings)
@@ -250,8 +255,9 @@ def run_study(
                 progress(f"{prefix}: Bayesian counterpart not run ({exc})")
                 continue
             writing = time.perf_counter()
-            paths = _save_fits(estimate, spec, out_dir)
-            record_fit(out_dir, key, estimate.tidy, estimate.fits, paths, estimate.figures)
+            fit_paths = _save_fits(estimate, spec, out_dir)
+            paths = list(fit_paths)
+            record_fit(out_dir, key, estimate.tidy, estimate.fits, fit_paths, estimate.figures)
             spent["writing"] += time.perf_counter() - writing
             _add_fit_times(spent, estimate.fits.values())
             paths += [Path(f) for f in estimate.figures]
@@ -260,14 +266,20 @@ def run_study(
         parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
                                  column=spec.column, source="bayesian"))
         outcome.figures.extend(estimate.figures)
-        outcome.bayes_fits.update({f"{spec.table}/{spec.column}/{k}": f
-                                   for k, f in estimate.fits.items()})
         problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
         if problems:
             outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
         status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
         spent["bayesian"] += time.perf_counter() - tick
         progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
+        tick = time.perf_counter()
+        for (model_name, fit), fit_path in zip(estimate.fits.items(), fit_paths, strict=True):
+            fit_ref = f"{spec.table}/{spec.column}/{model_name}"
+            sensitivity_tables.append(_power_scaling(fit_ref, fit))
+            # Only the file is kept: holding every posterior with its pointwise
+            # log-likelihood cost 130 MB per TWFE fit, 4.5 GB by the end of zhao2025.
+            outcome.posterior_files[fit_ref] = Path(fit_path)
+        spent["sensitivity"] += time.perf_counter() - tick
     for stale in reusable - written:  # posteriors of an earlier run that this one did not make
         (out_dir / stale).unlink(missing_ok=True)
     outcome.results = assemble(parts, dataset.label)
@@ -275,8 +287,9 @@ def run_study(
     path = write_results(outcome.results, out_dir)
     spent["writing"] += time.perf_counter() - tick
     tick = time.perf_counter()
-    outcome.sensitivity = _prior_sensitivity(outcome.bayes_fits, out_dir, progress)
-    spent["sensitivity"] = time.perf_counter() - tick
+    outcome.sensitivity = _prior_sensitivity([t for t in sensitivity_tables if t is not None],
+                                             out_dir, progress)
+    spent["sensitivity"] += time.perf_counter() - tick
     outcome.timings.update({f"{phase}_s": round(value, 3) for phase, value in spent.items()})
     outcome.timings["total_s"] = time.perf_counter() - started
     progress(f"[{name}] wrote {path}")
