@@ -247,8 +247,11 @@ class EventStudyNegbinCalibration(EventStudyCalibration):
                            "unit_offset": unit_offset, "year_effect": year_effect})
 
     def data_values(self, simulation: Simulation) -> dict[str, np.ndarray]:
-        """The model's data container for one simulation: the counts."""
-        return {"y_observed": np.asarray(simulation.data["y"], dtype=float)}
+        """The model's data containers for one simulation: the counts, by row and as distinct
+        values with their frequencies (:func:`models.panel.negbin.negbin_data`)."""
+        from models.panel.negbin import negbin_data
+
+        return negbin_data("y", simulation.data["y"])
 
     def unconstrained_truth(self, simulation: Simulation) -> dict[str, np.ndarray]:
         """Every free variable's true value as a point of the model's value variables (the

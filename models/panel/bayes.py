@@ -114,8 +114,9 @@ not installed and not measured. PyTensor's C backend is slow here (no BLAS found
 slows PyMC's own sampler.
 
 The default is nutpie (numba backend). Every fit stores the pointwise log-likelihood under the
-outcome's name (conditional on the unit effects; computed in numpy for the integrated-out case,
-with ``pm.compute_log_likelihood`` otherwise) and a ``log_prior`` group holding the
+outcome's name (conditional on the unit effects; computed in numpy for the integrated-out case
+and the negative binomial, :mod:`models.panel.negbin`, with ``pm.compute_log_likelihood``
+otherwise) and a ``log_prior`` group holding the
 configurable priors (intercept, slopes, Mundlak terms and scale parameters; not the
 hierarchical unit and year effects; normal densities in numpy for the terms the collapsed
 model draws afterwards), so LOO and power-scaling sensitivity work on every fit.
@@ -153,6 +154,7 @@ from models.panel.model import (
     prior_roles,
     unit_effects_mode,
 )
+from models.panel.negbin import add_negbin_log_likelihood
 from models.panel.predictive import add_posterior_predictive
 from models.panel.stored import unit_effects_left_out
 
@@ -419,6 +421,10 @@ def fit_bayes_twfe(
     if mode in ("collapsed", "marginalised"):
         draw_unit_effects(idata, design, seed)
         add_posterior_predictive(idata, design, seed)
+    elif likelihood == "negbin":
+        # The model holds the negative binomial as one summed Potential, which has no
+        # pointwise form for PyMC to evaluate.
+        add_negbin_log_likelihood(idata, design, parametrisation)
     elif "log_likelihood" not in idata.groups():
         pm.compute_log_likelihood(
             idata,

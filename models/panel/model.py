@@ -21,6 +21,7 @@ from models.panel.collapsed_op import collapsed_normal_logp_fused
 from models.panel.design import PanelDesign
 from models.panel.marginal import MODEL_FIELDS, SufficientStats
 from models.panel.marginal_op import marginal_normal_logp_fused
+from models.panel.negbin import add_negbin_likelihood
 
 LIKELIHOODS = ("normal", "student_t", "negbin")
 PARAMETRISATIONS = ("mundlak", "naive", "mundlak_raw")
@@ -204,7 +205,13 @@ def build_twfe_model(
 
     ``outcome_container=True`` (sampled mode) holds the observed outcome in the ``pm.Data``
     container ``<outcome>_observed``, so one compiled model serves new outcomes on the same
-    regressors and priors.
+    regressors and priors; the negative binomial also holds the distinct counts and their
+    frequencies (``<outcome>_values``, ``<outcome>_counts``: set all three with
+    :func:`models.panel.negbin.negbin_data`).
+
+    The negative binomial enters as the Potential ``<outcome>_likelihood``, the same density
+    summed over rows with its special functions evaluated once per distinct count
+    (:mod:`models.panel.negbin`), not as an observed variable.
     """
     import pymc as pm
 
@@ -300,21 +307,22 @@ def build_twfe_model(
             )
         else:
             unit_effect = pm.Normal("unit_effect", unit_mean, unit_sd, dims="unit")
-        observed = (pm.Data(f"{design.outcome}_observed", design.y) if outcome_container
-                    else design.y)
         eta = intercept + pm.math.dot(x, slope) + unit_effect[design.unit_idx]
         if year_effect is not None:
             eta = eta + year_effect[design.time_idx]
+        if likelihood == "negbin":
+            # One summed density over distinct counts, not an observed RV: see
+            # models.panel.negbin for the measured cost.
+            alpha = priors.alpha.to_pymc("alpha")
+            add_negbin_likelihood(design.outcome, eta, alpha, design.y, outcome_container)
+            return model
+        observed = (pm.Data(f"{design.outcome}_observed", design.y) if outcome_container
+                    else design.y)
         if likelihood == "normal":
             sigma = priors.sigma.to_pymc("sigma")
             pm.Normal(design.outcome, eta, sigma, observed=observed, dims="obs")
-        elif likelihood == "student_t":
+        else:
             sigma = priors.sigma.to_pymc("sigma")
             nu = priors.nu.to_pymc("nu")
             pm.StudentT(design.outcome, nu=nu, mu=eta, sigma=sigma, observed=observed, dims="obs")
-        else:
-            alpha = priors.alpha.to_pymc("alpha")
-            pm.NegativeBinomial(
-                design.outcome, mu=pm.math.exp(eta), alpha=alpha, observed=observed, dims="obs"
-            )
     return model
