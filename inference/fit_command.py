@@ -200,7 +200,7 @@ def run_fit(request: FitRequest, progress=print) -> pd.DataFrame:
     progress(f"[fit] wrote {write_results(results, out)}")
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
-    _write_report(results, frame, label, request, out, fits)
+    _write_report(results, frame, label, request, out)
     return results
 
 
@@ -253,7 +253,7 @@ def _run_iv(request: FitRequest, formula: PanelFormula, frame: pd.DataFrame, out
     progress(f"[fit] wrote {write_results(results, out)}")
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
-    _write_report(results, frame, label, request, out, fits)
+    _write_report(results, frame, label, request, out)
     return results
 
 
@@ -286,16 +286,16 @@ def _run_family(request: FitRequest, formula: PanelFormula, progress) -> pd.Data
                                progress)
     finish_run(out, "complete", not_converged=[p for f in fits.values()
                                                for p in f.convergence_problems()])
-    _write_report(results, frame, f"user data: {request.data.name}", request, out, fits)
+    _write_report(results, frame, f"user data: {request.data.name}", request, out)
     return results
 
 
-def _write_report(results, frame, label, request, out, fits) -> None:
+def _write_report(results, frame, label, request, out) -> None:
     from inference.report import write_report
     from inference.runner import RunOutcome
 
     study = Study(name="fit", title=f"Panel fit: {request.formula}", unit="", time="", specs=())
     dataset = Dataset(frame=frame, label=label, path=Path(request.data), synthetic=False)
     report = write_report(RunOutcome(study=study, dataset=dataset, results=results,
-                                     out_dir=out, bayes_fits=fits))
+                                     out_dir=out))
     print(f"[fit] wrote {report}")

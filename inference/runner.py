@@ -77,7 +77,6 @@ class RunOutcome:
     dataset: Dataset
     results: pd.DataFrame
     out_dir: Path
-    bayes_fits: dict[str, object] = field(default_factory=dict)
     posterior_files: dict[str, Path] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     not_converged: list[str] = field(default_factory=list)
