@@ -24,7 +24,8 @@ import math
 import numba
 import numpy as np
 
-NEGLIGIBLE = 46.0
+from models.threshold.row_kernels import NEGLIGIBLE, row_logsumexp
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -57,56 +58,61 @@ def config_values(u, w, gram, configs, prior, out):
 
 
 @numba.njit(cache=True)
-def config_logsumexp(u, w, gram, configs, prior):
+def config_logsumexp(u, w, gram, configs, prior, rows):
     """log sum_j exp(v_j) and its gradients in u (k, K) and w (k, k, E), in two passes.
 
     The gradients are softmax-weighted sums: d/du[r, g] = sum_j p_j 1[j_r = g] and
     d/dw[r, s, e] = sum_j p_j G[e, j_r, j_s], p_j = exp(v_j - log-sum-exp). The first pass
     computes every v_j and the largest; the second exponentiates, sums and accumulates the
-    (unnormalised) gradients at once, and they are normalised at the end.
+    (unnormalised) gradients at once, and they are normalised at the end. ``rows``: the
+    configurations' row layout (:func:`models.threshold.row_kernels.config_rows`; empty when
+    they have none), which two thresholds with one regime regressor use.
     """
     n_configs, k = configs.shape
+    n_pair = gram.shape[0]
+    grad_u = np.zeros_like(u)
+    grad_w = np.zeros_like(w)
+    if k == 2 and n_pair == 1 and rows.shape[0] > 0:
+        return _row_logsumexp(u, w, gram[0], rows, grad_u, grad_w, prior)
     values = np.empty(n_configs)
     config_values(u, w, gram, configs, prior, values)
     top = values.max()
     # below top - 46 a term is < 1e-20 of the largest: M such terms change the sum by less
     # than double-precision rounding, so they are skipped (no exp).
     cut = top - NEGLIGIBLE
-    grad_u = np.zeros_like(u)
-    grad_w = np.zeros_like(w)
     total = 0.0
-    n_pair = gram.shape[0]
-    if k == 2 and n_pair == 1:
-        g0 = gram[0]
-        pair = 0.0
-        for m in range(n_configs):
-            value = values[m]
-            if value > cut:
-                weight = np.exp(value - top)
-                j0, j1 = configs[m, 0], configs[m, 1]
-                total += weight
-                grad_u[0, j0] += weight
-                grad_u[1, j1] += weight
-                pair += weight * g0[j0, j1]
-        grad_w[0, 1, 0] = pair
-    else:
-        for m in range(n_configs):
-            value = values[m]
-            if value > cut:
-                weight = np.exp(value - top)
-                total += weight
-                for r in range(k):
-                    jr = configs[m, r]
-                    grad_u[r, jr] += weight
-                    for s in range(r + 1, k):
-                        js = configs[m, s]
-                        for e in range(n_pair):
-                            grad_w[r, s, e] += weight * gram[e, jr, js]
+    for m in range(n_configs):
+        value = values[m]
+        if value > cut:
+            weight = np.exp(value - top)
+            total += weight
+            for r in range(k):
+                jr = configs[m, r]
+                grad_u[r, jr] += weight
+                for s in range(r + 1, k):
+                    js = configs[m, s]
+                    for e in range(n_pair):
+                        grad_w[r, s, e] += weight * gram[e, jr, js]
+    return _normalised(top, total, grad_u, grad_w)
+
+
+@numba.njit(cache=True)
+def _row_logsumexp(u, w, g0, rows, grad_u, grad_w, prior):
+    """:func:`config_logsumexp` for two thresholds and one regime regressor on configurations
+    stored by rows (:func:`models.threshold.row_kernels.row_logsumexp`)."""
+    top, total, pair = row_logsumexp(u[0], u[1], w[0, 1, 0], g0, rows, prior, grad_u)
+    grad_w[0, 1, 0] = pair
+    return _normalised(top, total, grad_u, grad_w)
+
+
+@numba.njit(cache=True)
+def _normalised(top, total, grad_u, grad_w):
+    """(log-sum-exp, gradients) from the unnormalised sums of exp(v_j - top)."""
     scale = 1.0 / total
-    for r in range(k):
+    for r in range(grad_u.shape[0]):
         for j in range(grad_u.shape[1]):
             grad_u[r, j] *= scale
-        for s in range(k):
+        for s in range(grad_w.shape[1]):
             for e in range(grad_w.shape[2]):
                 grad_w[r, s, e] *= scale
     return top + np.log(total), grad_u, grad_w
@@ -114,12 +120,12 @@ def config_logsumexp(u, w, gram, configs, prior):
 
 @numba.njit(cache=True)
 def marginal_loglik(theta, sigma, n_fixed, n_regime, k, dof, yy, base_y, base_gram, split_y,
-                    split_base, split_diag, gram, configs, prior):
+                    split_base, split_diag, gram, configs, prior, rows):
     """log sum_j p(j) p(y~ | theta, j, sigma) and its gradient in theta and sigma.
 
     theta (P,) regime-form slopes (fixed, then delta_1 .. delta_{k+1}); the statistics are
     y'y, B'y (p0,), B'B (p0, p0), C(g)'y (K, kr), C(g)'B (K, kr, p0), C(g)'C(g) (K, kr, kr)
-    and G (kr * kr, K, K). With theta_0 = (beta, delta_{k+1}), d_r = delta_r - delta_{r+1},
+    and G (kr * kr, K, K); ``rows`` as in :func:`config_logsumexp`. With theta_0 = (beta, delta_{k+1}), d_r = delta_r - delta_{r+1},
 
         log p(y~ | theta, j, sigma) = c(theta_0, sigma) + sum_r u_r(j_r)
                                       + sum_{r<s} w_rs G(j_r, j_s),
@@ -184,7 +190,7 @@ def marginal_loglik(theta, sigma, n_fixed, n_regime, k, dof, yy, base_y, base_gr
                 for c in range(n_regime):
                     for e in range(n_regime):
                         w[r, s, c * n_regime + e] = -d[r, c] * d[s, e] * inv_var
-        lse, grad_u, grad_w = config_logsumexp(u, w, gram, configs, prior)
+        lse, grad_u, grad_w = config_logsumexp(u, w, gram, configs, prior, rows)
         value += lse
         grad_d = np.zeros((k, n_regime))
         for r in range(k):

@@ -21,11 +21,12 @@ import numpy as np
 
 from models.threshold.data import ThresholdData
 from models.threshold.likelihood import config_arrays, pair_gram_by_entry, split_diagonal
+from models.threshold.row_kernels import config_rows
 
 # Statistics the Op reads, in input order after theta and sigma. The first five may be
 # replaced by shared variables (``data``) so that one compiled model serves many outcomes.
 STATISTIC_NAMES = ("yy", "base_y", "base_gram", "split_y", "split_base", "split_diag",
-                   "pair_gram", "configs", "config_prior")
+                   "pair_gram", "configs", "config_prior", "config_rows")
 SHAREABLE = ("yy", "base_y", "base_gram", "split_y", "split_base", "config_prior")
 
 _OP_CLASS: list[Any] = []
@@ -33,14 +34,15 @@ _SOURCE_HASH: list[str] = []
 
 
 def _kernel_source_hash() -> str:
-    """sha256 of the source of :mod:`models.threshold.kernels` and of this module."""
+    """sha256 of the source of :mod:`models.threshold.kernels`, of the row kernels it calls
+    and of this module."""
     if not _SOURCE_HASH:
         import hashlib
         from pathlib import Path
 
         here = Path(__file__).resolve().parent
         digest = hashlib.sha256()
-        for name in ("kernels.py", "op.py"):
+        for name in ("kernels.py", "row_kernels.py", "op.py"):
             digest.update((here / name).read_bytes())
         _SOURCE_HASH.append(digest.hexdigest()[:16])
     return _SOURCE_HASH[0]
@@ -68,6 +70,7 @@ def marginal_statistics(stats: ThresholdData, k: int, log_prior_cfg: np.ndarray
         "pair_gram": gram,
         "configs": configs,
         "config_prior": config_prior,
+        "config_rows": config_rows(configs) if k == 2 else np.zeros((0, 3), dtype=np.int64),
     }
 
 
@@ -146,10 +149,10 @@ def _make_op_class():
 
         @numba_njit
         def marginal(theta, sigma, yy, base_y, base_gram, split_y, split_base, split_diag,
-                     gram, configs, prior):
+                     gram, configs, prior, rows):
             value, grad_theta, grad_sigma = marginal_loglik(
                 theta, sigma.item(), n_fixed, n_regime, k, dof, yy.item(), base_y, base_gram,
-                split_y, split_base, split_diag, gram, configs, prior)
+                split_y, split_base, split_diag, gram, configs, prior, rows)
             return np.asarray(value), grad_theta, np.asarray(grad_sigma)
 
         # PyTensor's cached graph code embeds the kernel: the key carries the kernels'

@@ -1,4 +1,4 @@
-"""Saved posteriors: provenance on every group, compressed variables, a stored log-likelihood
+"""Saved posteriors: provenance on every group, compressed integers and large arrays, a stored log-likelihood
 as float32 without moving LOO, and what a family leaves out recomputed on load to the same
 numbers (LOO, Pareto k, power-scaling) or refused when it would differ."""
 
@@ -80,11 +80,20 @@ def test_saved_log_likelihood_is_float32_and_loo_is_unchanged(tmp_path):
     assert abs(full.p_loo - stored.p_loo) < 1e-3
 
 
-def test_every_variable_is_compressed_with_a_shuffle(tmp_path):
+def test_integers_and_large_float_arrays_are_compressed_small_float_arrays_are_not(
+        tmp_path, monkeypatch):
+    import models.bayes.storage as storage
+
+    # 400 x 1,000 pointwise values: "large" once the threshold is below their count.
+    monkeypatch.setattr(storage, "COMPRESS_FLOATS_FROM", 100_000)
     path = write_posterior(_idata(), tmp_path / "fit.nc", {"model": "test"})
     with h5py.File(path, "r") as handle:
-        variable = handle["posterior/mu"]
-        assert variable.compression == "gzip" and variable.shuffle
+        for name in ("log_likelihood/y", "sample_stats/diverging", "posterior/draw"):
+            assert handle[name].compression == "gzip" and handle[name].shuffle, name
+        assert handle["posterior/mu"].compression is None
+    back = load_posterior(path)
+    assert np.array_equal(back.posterior["mu"].values, _idata().posterior["mu"].values)
+    assert back.log_likelihood["y"].dtype == np.float32
 
 
 def test_a_left_out_log_likelihood_is_recomputed_to_the_same_loo_and_power_scaling(tmp_path):
