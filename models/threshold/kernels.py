@@ -125,7 +125,8 @@ def marginal_loglik(theta, sigma, n_fixed, n_regime, k, dof, yy, base_y, base_gr
 
     theta (P,) regime-form slopes (fixed, then delta_1 .. delta_{k+1}); the statistics are
     y'y, B'y (p0,), B'B (p0, p0), C(g)'y (K, kr), C(g)'B (K, kr, p0), C(g)'C(g) (K, kr, kr)
-    and G (kr * kr, K, K); ``rows`` as in :func:`config_logsumexp`. With theta_0 = (beta, delta_{k+1}), d_r = delta_r - delta_{r+1},
+    and G (kr * kr, K, K); ``rows`` as in :func:`config_logsumexp`. With
+    theta_0 = (beta, delta_{k+1}), d_r = delta_r - delta_{r+1},
 
         log p(y~ | theta, j, sigma) = c(theta_0, sigma) + sum_r u_r(j_r)
                                       + sum_{r<s} w_rs G(j_r, j_s),

@@ -1,6 +1,6 @@
-"""Saved posteriors: provenance on every group, compressed integers and large arrays, a stored log-likelihood
-as float32 without moving LOO, and what a family leaves out recomputed on load to the same
-numbers (LOO, Pareto k, power-scaling) or refused when it would differ."""
+"""Saved posteriors: provenance on every group, compressed integers and large arrays, a
+stored log-likelihood as float32 without moving LOO, and what a family leaves out recomputed on
+load to the same numbers (LOO, Pareto k, power-scaling) or refused when it would differ."""
 
 from __future__ import annotations
 
