@@ -24,7 +24,7 @@ import math
 import numba
 import numpy as np
 
-from models.threshold.row_kernels import NEGLIGIBLE, row_logsumexp
+from models.threshold.row_kernels import NEGLIGIBLE, row_logsumexp, row_values, shifted_exp
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -251,7 +251,7 @@ def _sift_down(weights, indices, parent, size):
 
 
 @numba.njit(cache=True, nogil=True)
-def conditional_draws(u, w, gram, configs, prior, uniforms, limit):
+def conditional_draws(u, w, gram, configs, prior, uniforms, limit, rows):
     """One exact draw of the configuration from p(j | theta, sigma, y) per draw of the slopes.
 
     u (S, k, K), w (S, k, k, E) per draw, ``uniforms`` (S,) in [0, 1). The draw is the first
@@ -273,20 +273,33 @@ def conditional_draws(u, w, gram, configs, prior, uniforms, limit):
     heap_weight = np.empty(limit)
     heap_index = np.empty(limit, dtype=np.int64)
     live = np.empty(n_configs, dtype=np.int64)
+    by_rows = configs.shape[1] == 2 and gram.shape[0] == 1 and rows.shape[0] > 0
+    scratch = np.empty(n_configs if by_rows else 0)
+    weights = np.empty(n_configs if by_rows else 0)
     for s in range(n_draws):
-        config_values(u[s], w[s], gram, configs, prior, values)
-        largest = values.max()
         total = 0.0
-        cut = largest - NEGLIGIBLE
         n_live = 0
-        for m in range(n_configs):
-            # as in config_logsumexp: terms < 1e-20 of the largest are left out (their sum
-            # is below the rounding error of the total)
-            if values[m] > cut:
-                values[m] = np.exp(values[m] - largest)
-                total += values[m]
-                live[n_live] = m
-                n_live += 1
+        if by_rows:
+            largest = row_values(u[s, 0], u[s, 1], w[s, 0, 1, 0], gram[0], rows, prior, values)
+            shifted_exp(values, largest, NEGLIGIBLE, weights, scratch)
+            for m in range(n_configs):
+                values[m] = weights[m]
+                if weights[m] > 0.0:  # exactly the terms above the cut
+                    total += weights[m]
+                    live[n_live] = m
+                    n_live += 1
+        else:
+            config_values(u[s], w[s], gram, configs, prior, values)
+            largest = values.max()
+            cut = largest - NEGLIGIBLE
+            for m in range(n_configs):
+                # as in config_logsumexp: terms < 1e-20 of the largest are left out (their
+                # sum is below the rounding error of the total)
+                if values[m] > cut:
+                    values[m] = np.exp(values[m] - largest)
+                    total += values[m]
+                    live[n_live] = m
+                    n_live += 1
         target = uniforms[s] * total
         cumulative = 0.0
         choice = live[n_live - 1]

@@ -36,6 +36,7 @@ from models.threshold.likelihood import (
     regime_blocks,
 )
 from models.threshold.priors import prior_logp_numpy
+from models.threshold.row_kernels import config_rows
 
 POINTWISE_MASS = 1.0 - 1e-6
 POINTWISE_MAX_CONFIGS = 32
@@ -72,13 +73,14 @@ def recover_thresholds(theta: np.ndarray, sigma: np.ndarray, stats: ThresholdDat
         return dict(index=index, probability=probability, top=top, top_weight=top_weight,
                     configs=configs)
     gram = pair_gram_by_entry(stats)
+    rows = config_rows(configs) if k == 2 else np.zeros((0, 3), dtype=np.int64)
     uniforms = rng.random(n_draws)
 
     def draw_chunk(start: int):
         stop = min(start + chunk, n_draws)
         u, w, _ = config_terms(theta[start:stop], sigma[start:stop], stats, k)
         return start, stop, conditional_draws(u, w, gram, configs, config_prior,
-                                              uniforms[start:stop], limit)
+                                              uniforms[start:stop], limit, rows)
 
     summed = np.zeros(configs.shape[0])
     with ThreadPoolExecutor(max_workers=_n_workers()) as pool:

@@ -100,6 +100,14 @@ def row_logsumexp(u0, u1, w01, g0, rows, prior, grad_u):
 
 
 @numba.njit(cache=True, nogil=True)
+def row_values(u0, u1, w01, g0, rows, prior, values):
+    """Every configuration's value into ``values`` (M,), row by row; returns the largest."""
+    for r in range(rows.shape[0] - 1):
+        _fill_row(u0, u1, w01, g0, rows, prior, r, values[rows[r, 1]:rows[r + 1, 1]])
+    return largest(values)
+
+
+@numba.njit(cache=True, nogil=True)
 def _fill_row(u0, u1, w01, g0, rows, prior, r, out):
     """The values of row r into out[:length]; returns the row's length."""
     start, stop, first = rows[r, 1], rows[r + 1, 1], rows[r, 2]
