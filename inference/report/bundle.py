@@ -129,7 +129,9 @@ def _open_posterior(path: Path):
     import arviz as az
     import xarray as xr
 
-    return az.InferenceData(posterior=xr.open_dataset(path, group="posterior", engine="h5netcdf"))
+    from models.bayes.storage import ENGINE
+
+    return az.InferenceData(posterior=xr.open_dataset(path, group="posterior", engine=ENGINE))
 
 
 def load_run(folder: str | Path, study: str | None = None) -> RunBundle:
