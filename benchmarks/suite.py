@@ -155,7 +155,8 @@ def bayes_threshold(table: Table, quick: bool, scratch: Path) -> None:
         times = json.loads(lines[-1][len("TIMES "):])
         table.add("threshold", f"Bayesian double threshold, {label}", times["fit_s"], "s",
                   f"compile {times['compile_s']:.1f}, sampling {times['sampling_s']:.1f}, "
-                  f"post-processing {times['postprocess_s']:.1f}; process "
+                  f"post-processing {times['postprocess_s']:.1f}; imports before it "
+                  f"{times.get('import_s', float('nan')):.1f} s, process "
                   f"{measured['seconds']:.1f} s, load {times['load']:.1f}; "
                   "goal warm <= 8, cold <= 15")
 
