@@ -63,7 +63,7 @@ def main() -> None:
     panel = load_invest_panel()
     if args.bayes_only:
         load = os.getloadavg()[0]
-        # The fit imports PyMC and nutpie on first use (2-3 s): a process cost, timed apart
+        # The fit imports PyMC and nutpie on first use (1.4-2.3 s): a process cost, timed apart
         # as the TWFE benchmark does, so that the fit's time is the fit's.
         start = time.perf_counter()
         import nutpie  # noqa: F401

@@ -17,7 +17,7 @@ shrink 20-1000x). Floats are compressed only in arrays of at least ``COMPRESS_FL
 values, i.e. a stored pointwise log-likelihood: MCMC draws gain 15-20% from zlib, and on the
 many small arrays of a TWFE posterior the filter pipeline cost more than the bytes it saved
 (one zhao2025 TWFE file: 0.12 s and 2.83 MB compressed throughout at level 1, 0.15 s at level
-4, against 0.06-0.07 s and 3.1 MB this way). The file is written through the netCDF-C library
+4, against 0.06-0.07 s and 3.5 MB this way). The file is written through the netCDF-C library
 (``netcdf4``): h5netcdf's per-variable metadata handling in Python took 0.26-0.30 s for the
 same file. Files are read through it too (:data:`ENGINE`): the 34 posteriors of a zhao2025 run,
 three groups each, load in 1.1-1.3 s instead of 2.4-2.7 s.
