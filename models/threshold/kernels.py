@@ -73,7 +73,7 @@ def config_logsumexp(u, w, gram, configs, prior, rows):
     grad_u = np.zeros_like(u)
     grad_w = np.zeros_like(w)
     if k == 2 and n_pair == 1 and rows.shape[0] > 0:
-        return _row_logsumexp(u, w, gram[0], rows, grad_u, grad_w, prior)
+        return _row_logsumexp(u, w, gram[0], rows, prior, grad_u, grad_w)
     values = np.empty(n_configs)
     config_values(u, w, gram, configs, prior, values)
     top = values.max()
@@ -97,7 +97,7 @@ def config_logsumexp(u, w, gram, configs, prior, rows):
 
 
 @numba.njit(cache=True)
-def _row_logsumexp(u, w, g0, rows, grad_u, grad_w, prior):
+def _row_logsumexp(u, w, g0, rows, prior, grad_u, grad_w):
     """:func:`config_logsumexp` for two thresholds and one regime regressor on configurations
     stored by rows (:func:`models.threshold.row_kernels.row_logsumexp`)."""
     top, total, pair = row_logsumexp(u[0], u[1], w[0, 1, 0], g0, rows, prior, grad_u)
