@@ -13,7 +13,9 @@
    compile caches) and warm (the caches filled).
 4. Study runs, each in its own process: frequentist-only, then the whole run with empty
    compile caches (cold) and again with the caches it filled (warm): wall time, peak memory,
-   output size. ``--quick`` runs zhao2025 only, with ``--quick`` sampling.
+   output size; the first study also cold without the compiling helper
+   (``--no-compile-ahead``). ``--studies`` picks the studies; ``--quick`` runs zhao2025 only,
+   with ``--quick`` sampling.
 5. The scale curve: TWFE and threshold, frequentist and Bayesian, at 1x, 10x, 100x the
    zhao2025 cities (1x, 4x with ``--quick``): wall time and peak memory per point, the exponent
    of time in rows, and the largest panel whose extrapolated peak memory fits 24 GiB.
@@ -162,14 +164,18 @@ def bayes_threshold(table: Table, quick: bool, scratch: Path) -> None:
 
 
 def study_runs(table: Table, studies: tuple[str, ...], quick: bool, scratch: Path) -> None:
-    """Each study's frequentist-only run, and its whole run cold and warm, in own processes."""
-    caches = {"NUMBA_CACHE_DIR": str(scratch / "numba"),
-              "PYTENSOR_FLAGS": f"base_compiledir={scratch / 'pytensor'}"}
+    """Each study's frequentist-only run, and its whole run cold and warm, in own processes;
+    the first study also cold without the compiling helper (``--no-compile-ahead``), on
+    caches of its own, for the ratio."""
     extra = ["--quick"] if quick else []
-    for study in studies:
+    for position, study in enumerate(studies):
+        caches = _caches(scratch / study)
         runs = [("frequentist-only", ["--frequentist-only"], {}),
                 ("cold (empty compile caches)", extra, caches),
                 ("warm (caches filled)", extra, caches)]
+        if position == 0:
+            runs.append(("cold without the compiling helper", [*extra, "--no-compile-ahead"],
+                         _caches(scratch / f"{study}_alone")))
         for index, (label, options, env) in enumerate(runs):
             out = scratch / f"{study}_{index}"
             measured = run_measured(python_command("-m", "inference", "run", study, "--out",
@@ -179,6 +185,33 @@ def study_runs(table: Table, studies: tuple[str, ...], quick: bool, scratch: Pat
                 note += f"; FAILED with status {measured['returncode']}"
             table.add("studies", f"{study} {'quick ' if quick and index else ''}{label}",
                       measured["seconds"], "s", note)
+
+
+def _caches(folder: Path) -> dict[str, str]:
+    """Environment of a process whose numba and PyTensor compile caches live in ``folder``."""
+    return {"NUMBA_CACHE_DIR": str(folder / "numba"),
+            "PYTENSOR_FLAGS": f"base_compiledir={folder / 'pytensor'}"}
+
+
+def machine_speed(table: Table) -> None:
+    """Two fixed workloads, for comparing absolute times between machines: a pure-Python
+    loop (what PyTensor's rewriting and numba's typing are made of) and a float64 matrix
+    product on one thread."""
+    import time
+
+    started = time.perf_counter()
+    total = 0
+    for step in range(10**7):
+        total += step
+    table.add("machine", "pure-Python loop of 1e7 additions", time.perf_counter() - started,
+              "s", "CPython 3.11 on a recent desktop core: about 0.4 s")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(1000, 1000)), rng.normal(size=(1000, 1000))
+    started = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    table.add("machine", "1000 x 1000 matrix product", (time.perf_counter() - started) / 5,
+              "s", "float64, numpy's BLAS")
 
 
 def scale_curve(table: Table, quick: bool) -> list[dict]:
@@ -245,6 +278,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--out", type=Path, default=Path("reports/bench"))
     parser.add_argument("--sections", default="twfe,threshold,studies,scale",
                         help="comma-separated subset of twfe,threshold,studies,scale")
+    parser.add_argument("--studies", type=lambda text: tuple(text.split(",")),
+                        help=f"comma-separated studies of the study runs (default: "
+                             f"{','.join(STUDIES)}; zhao2025 with --quick)")
     args = parser.parse_args(argv)
     sections = set(args.sections.split(","))
     unknown = sections - {"twfe", "threshold", "studies", "scale"}
@@ -255,6 +291,7 @@ def main(argv: list[str] | None = None) -> Path:
     table = Table()
     table.add("machine", "cores", float(os.cpu_count() or 0), "")
     table.add("machine", "load average at start (1 min)", os.getloadavg()[0], "")
+    machine_speed(table)
     points: list[dict] = []
     with tempfile.TemporaryDirectory() as scratch:
         if "twfe" in sections:
@@ -263,8 +300,8 @@ def main(argv: list[str] | None = None) -> Path:
             threshold_against_peer(table)
             bayes_threshold(table, args.quick, Path(scratch))
         if "studies" in sections:
-            study_runs(table, ("zhao2025",) if args.quick else STUDIES, args.quick,
-                       Path(scratch))
+            study_runs(table, args.studies or (("zhao2025",) if args.quick else STUDIES),
+                       args.quick, Path(scratch))
         if "scale" in sections:
             points = scale_curve(table, args.quick)
     table.add("machine", "load average at end (1 min)", os.getloadavg()[0], "")

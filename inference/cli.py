@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quick", action="store_true", help="few draws, for smoke runs")
     _add_sampling_arguments(run)
     run.add_argument("--frequentist-only", action="store_true", help="no sampling")
+    run.add_argument("--no-compile-ahead", action="store_false", dest="compile_ahead",
+                     help="no second process compiling the Bayesian models ahead on empty "
+                          "compile caches")
     run.add_argument("--prior", action="append", default=[], metavar="ROLE=DIST",
                      help="override a prior, e.g. slope=normal(0,1) (repeatable)")
     run.add_argument("--priors", type=Path, dest="prior_file", help="TOML file of priors")
@@ -66,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where bench.csv and bench.png go (default reports/bench)")
     bench.add_argument("--sections", default="twfe,threshold,studies,scale",
                        help="a comma-separated subset of twfe,threshold,studies,scale")
+    bench.add_argument("--studies", help="comma-separated studies of the study runs "
+                                         "(default: all five; zhao2025 with --quick)")
 
     sensitivity = commands.add_parser(
         "sensitivity", help="power-scaling and prior-grid refits of a study's Bayesian fits")
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
                 frequentist_only=args.frequentist_only, priors=tuple(args.prior),
                 prior_file=args.prior_file, draws=args.draws, tune=args.tune, chains=args.chains,
                 target_accept=args.target_accept, encoding=args.encoding,
+                compile_ahead=args.compile_ahead,
             )
             if len(args.study) > 1:
                 from inference.multi_study import run_studies
@@ -267,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError as exc:
                 raise ValueError(f"bench runs from a source checkout of the project (the "
                                  f"benchmarks/ folder beside inference/): {exc}") from None
-            bench_args = ["--out", str(args.out), "--sections", args.sections]
+            bench_args = ["--out", str(args.out), "--sections", args.sections,
+                          *(["--studies", args.studies] if args.studies else [])]
             bench_main(bench_args + (["--quick"] if args.quick else []))
         elif args.command == "sensitivity":
             from inference.sensitivity import SensitivityOptions, run_sensitivity

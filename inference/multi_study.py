@@ -74,6 +74,8 @@ def run_studies(studies: list[str], options: RunOptions, *, scheduler: str | Non
         fields["out"] = str(parent / Path(study).stem)
         fields["prior_file"] = None if options.prior_file is None else str(options.prior_file)
         fields["priors"] = list(options.priors)
+        # The studies already share the cores; a compiling helper per study would crowd them.
+        fields["compile_ahead"] = False
         key = task_key("run", study, fields, _file_digest(options.prior_file),
                        _file_digest(Path(study)) if study.endswith(".toml") else None)
         tasks.append(Task(key=key, function="inference.multi_study:run_study_task",

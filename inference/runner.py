@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import time
 from collections.abc import Callable
@@ -45,6 +46,8 @@ class RunOptions:
     chains: int | None = None
     target_accept: float | None = None
     encoding: str | None = None
+    # A second process compiles the Bayesian models ahead on cold caches (inference.compile_ahead).
+    compile_ahead: bool = True
 
     @property
     def sampling(self) -> dict:
@@ -149,7 +152,7 @@ def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
     return [c for c in spec.columns if c not in frame.columns]
 
 
-def _user_priors(options: RunOptions):
+def user_priors(options: RunOptions):
     """The priors the user gave (file, then command-line overrides on top), or None."""
     from inference.priors import read_prior_entries
 
@@ -171,19 +174,14 @@ def run_study(
 ) -> RunOutcome:
     """Fit every specification of study ``name`` (a shipped study, a study file of the user's,
     or a loaded :class:`Study`) and write results.csv and index.html."""
-    from inference.user_study import is_study_file, load_study_file, load_user_dataset
-
     started = time.perf_counter()
-    source, user_study = name, isinstance(name, Study) or is_study_file(name)
-    study = name if isinstance(name, Study) else (
-        load_study_file(name) if user_study else load_study(name))
+    source = name
+    study, user_study = _load_study(name)
     name = study.name
     out_dir = check_output_folder(Path(options.out) if options.out else Path("reports") / name,
                                   [("--data", options.data), ("--priors", options.prior_file)])
-    priors = _user_priors(options)
-    needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
-    dataset = (load_user_dataset(study, options.data) if user_study
-               else load_dataset(name, options.data, needed, options.encoding))
+    priors = user_priors(options)
+    dataset = _load_data(study, user_study, options)
     reusable = kept_files(out_dir)
     start_run(out_dir, f"run {name}", keep=reusable)
     written: set[str] = set()
@@ -205,80 +203,91 @@ def run_study(
     settings = Settings(seed=options.seed, unit=study.unit, time=study.time, quick=options.quick,
                         sampling=dict(options.sampling), priors=priors,
                         out_dir=out_dir, synthetic=dataset.synthetic)
-    for index, spec in enumerate(study.specs, start=1):
-        prefix = f"[{name}] {index}/{len(study.specs)} table {spec.table} column {spec.column}"
-        missing = _missing_columns(spec, dataset.frame)
-        estimator = FREQUENTIST.get(spec.kind)
-        if missing or estimator is None:
-            why = (f"columns {missing} not in the data" if missing
-                   else f"no estimator for kind '{spec.kind}' yet")
-            outcome.skipped.append(f"{spec.key}: {why}")
-            progress(f"{prefix}: skipped ({why})")
-            continue
-        tick = time.perf_counter()
-        try:
-            sample = prepare_sample(dataset.frame, spec)
-            estimate = estimator(sample, spec, settings)
-        except SPEC_ERRORS as exc:
-            outcome.skipped.append(f"{spec.key}: not run ({exc})")
-            progress(f"{prefix}: not run ({exc})")
-            continue
-        parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
-                                 column=spec.column, source="frequentist"))
-        outcome.figures.extend(estimate.figures)
-        spent["frequentist"] += time.perf_counter() - tick
-        progress(f"{prefix}: frequentist {time.perf_counter() - tick:.2f} s")
-        bayesian = BAYESIAN.get(spec.kind)
-        if not spec.bayes or options.frequentist_only:
-            continue
-        if bayesian is None:
-            outcome.skipped.append(f"{spec.key}: no Bayesian counterpart for kind "
-                                   f"'{spec.kind}' yet")
-            continue
-        tick = time.perf_counter()
-        progress(f"{prefix}: sampling the Bayesian counterpart "
-                 f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
-        key = fit_key(spec, sample, settings)
-        saved = lookup(out_dir, key)
-        if saved is not None:
-            progress(f"{prefix}: Bayesian counterpart reused (the same data, spec, priors, "
-                     "sampler settings and seed finished here before)")
-            estimate = Estimate(saved[0], fits=saved[1], figures=saved[2])
-            fit_paths = [fit.path for fit in saved[1].values()]
-            paths = [*fit_paths, *saved[2]]
-        else:
-            try:
-                estimate = bayesian(sample, spec, settings)
-            except SPEC_ERRORS as exc:
-                outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
-                progress(f"{prefix}: Bayesian counterpart not run ({exc})")
+    helper, digest = _compile_ahead(source, study, dataset, options, priors)
+    try:
+        for index, spec in enumerate(study.specs, start=1):
+            prefix = f"[{name}] {index}/{len(study.specs)} table {spec.table} column {spec.column}"
+            if helper is not None:
+                spent["waiting"] += helper.reached(index)
+            missing = _missing_columns(spec, dataset.frame)
+            estimator = FREQUENTIST.get(spec.kind)
+            if missing or estimator is None:
+                why = (f"columns {missing} not in the data" if missing
+                       else f"no estimator for kind '{spec.kind}' yet")
+                outcome.skipped.append(f"{spec.key}: {why}")
+                progress(f"{prefix}: skipped ({why})")
                 continue
-            writing = time.perf_counter()
-            fit_paths = _save_fits(estimate, spec, out_dir)
-            paths = list(fit_paths)
-            record_fit(out_dir, key, estimate.tidy, estimate.fits, fit_paths, estimate.figures)
-            spent["writing"] += time.perf_counter() - writing
-            _add_fit_times(spent, estimate.fits.values())
-            paths += [Path(f) for f in estimate.figures]
-            paths += [Path(f).with_suffix(".csv") for f in estimate.figures]
-        written.update(path.name for path in paths)
-        parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
-                                 column=spec.column, source="bayesian"))
-        outcome.figures.extend(estimate.figures)
-        problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
-        if problems:
-            outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
-        status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
-        spent["bayesian"] += time.perf_counter() - tick
-        progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
-        tick = time.perf_counter()
-        for (model_name, fit), fit_path in zip(estimate.fits.items(), fit_paths, strict=True):
-            fit_ref = f"{spec.table}/{spec.column}/{model_name}"
-            sensitivity_tables.append(_power_scaling(fit_ref, fit))
-            # Only the file is kept: holding every posterior with its pointwise
-            # log-likelihood cost 130 MB per TWFE fit, 4.5 GB by the end of zhao2025.
-            outcome.posterior_files[fit_ref] = Path(fit_path)
-        spent["sensitivity"] += time.perf_counter() - tick
+            tick = time.perf_counter()
+            try:
+                sample = prepare_sample(dataset.frame, spec)
+                estimate = estimator(sample, spec, settings)
+            except SPEC_ERRORS as exc:
+                outcome.skipped.append(f"{spec.key}: not run ({exc})")
+                progress(f"{prefix}: not run ({exc})")
+                continue
+            parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
+                                     column=spec.column, source="frequentist"))
+            outcome.figures.extend(estimate.figures)
+            spent["frequentist"] += time.perf_counter() - tick
+            progress(f"{prefix}: frequentist {time.perf_counter() - tick:.2f} s")
+            bayesian = BAYESIAN.get(spec.kind)
+            if not spec.bayes or options.frequentist_only:
+                continue
+            if bayesian is None:
+                outcome.skipped.append(f"{spec.key}: no Bayesian counterpart for kind "
+                                       f"'{spec.kind}' yet")
+                continue
+            tick = time.perf_counter()
+            progress(f"{prefix}: sampling the Bayesian counterpart "
+                     f"({options.sampling['chains']} chains x {options.sampling['draws']} draws)")
+            key = fit_key(spec, sample, settings)
+            saved = lookup(out_dir, key)
+            if saved is not None:
+                progress(f"{prefix}: Bayesian counterpart reused (the same data, spec, priors, "
+                         "sampler settings and seed finished here before)")
+                estimate = Estimate(saved[0], fits=saved[1], figures=saved[2])
+                fit_paths = [fit.path for fit in saved[1].values()]
+                paths = [*fit_paths, *saved[2]]
+            else:
+                try:
+                    estimate = bayesian(sample, spec, settings)
+                except SPEC_ERRORS as exc:
+                    outcome.skipped.append(f"{spec.key}: Bayesian counterpart not run ({exc})")
+                    progress(f"{prefix}: Bayesian counterpart not run ({exc})")
+                    continue
+                writing = time.perf_counter()
+                fit_paths = _save_fits(estimate, spec, out_dir)
+                paths = list(fit_paths)
+                record_fit(out_dir, key, estimate.tidy, estimate.fits, fit_paths, estimate.figures)
+                spent["writing"] += time.perf_counter() - writing
+                _add_fit_times(spent, estimate.fits.values())
+                paths += [Path(f) for f in estimate.figures]
+                paths += [Path(f).with_suffix(".csv") for f in estimate.figures]
+            written.update(path.name for path in paths)
+            parts.append(result_rows(estimate.tidy, study=name, table=spec.table,
+                                     column=spec.column, source="bayesian"))
+            outcome.figures.extend(estimate.figures)
+            problems = [p for f in estimate.fits.values() for p in f.convergence_problems()]
+            if problems:
+                outcome.not_converged.append(f"{spec.key}: " + "; ".join(problems))
+            status = "converged" if not problems else "NOT converged: " + "; ".join(problems)
+            spent["bayesian"] += time.perf_counter() - tick
+            progress(f"{prefix}: Bayesian {time.perf_counter() - tick:.1f} s, {status}")
+            tick = time.perf_counter()
+            for (model_name, fit), fit_path in zip(estimate.fits.items(), fit_paths, strict=True):
+                fit_ref = f"{spec.table}/{spec.column}/{model_name}"
+                sensitivity_tables.append(_power_scaling(fit_ref, fit))
+                # Only the file is kept: holding every posterior with its pointwise
+                # log-likelihood cost 130 MB per TWFE fit, 4.5 GB by the end of zhao2025.
+                outcome.posterior_files[fit_ref] = Path(fit_path)
+            spent["sensitivity"] += time.perf_counter() - tick
+    finally:
+        if helper is not None:
+            helper.stop()
+    if digest is not None:
+        from inference import compile_ahead
+
+        compile_ahead.mark_filled(name, digest)
     for stale in reusable - written:  # posteriors of an earlier run that this one did not make
         (out_dir / stale).unlink(missing_ok=True)
     outcome.results = assemble(parts, dataset.label)
@@ -305,17 +314,68 @@ def run_study(
     return outcome
 
 
+def _load_study(name: str | Path | Study) -> tuple[Study, bool]:
+    """The study (a shipped one by name, a study file, or a loaded :class:`Study`) and whether
+    it is the user's own."""
+    from inference.user_study import is_study_file, load_study_file
+
+    user_study = isinstance(name, Study) or is_study_file(name)
+    study = name if isinstance(name, Study) else (
+        load_study_file(name) if user_study else load_study(name))
+    return study, user_study
+
+
+def _load_data(study: Study, user_study: bool, options: RunOptions) -> Dataset:
+    from inference.user_study import load_user_dataset
+
+    needed = list(dict.fromkeys(c for s in study.specs for c in s.columns))
+    return (load_user_dataset(study, options.data) if user_study
+            else load_dataset(study.name, options.data, needed, options.encoding))
+
+
+def load_run_data(name: str | Path | Study, options: RunOptions, progress=print
+                  ) -> tuple[Study, Dataset, bool]:
+    """The study, its data with the derived measures (as :func:`run_study` fits them) and
+    whether the study is the user's own."""
+    study, user_study = _load_study(name)
+    dataset = _derive_measures(study, _load_data(study, user_study, options), progress)
+    return study, dataset, user_study
+
+
+def _compile_ahead(source, study: Study, dataset: Dataset, options: RunOptions, priors):
+    """The compiling helper (:mod:`inference.compile_ahead`) when this run samples on caches
+    not yet filled for it, with the digest to mark once the fits are done; (None, None) for
+    a run that does not sample."""
+    if options.frequentist_only or not any(s.bayes and s.kind in BAYESIAN for s in study.specs):
+        return None, None
+    from inference import compile_ahead
+
+    digest = compile_ahead.cache_digest(study, dataset.frame.shape, dataset.frame.columns,
+                                        priors, options.quick)
+    if not options.compile_ahead or isinstance(source, Study) \
+            or compile_ahead.caches_filled(study.name, digest):
+        return None, digest
+    fields = dataclasses.asdict(options)
+    for key in ("data", "out", "prior_file"):
+        fields[key] = None if fields[key] is None else str(fields[key])
+    fields["priors"] = list(options.priors)
+    return compile_ahead.start(str(source), fields), digest
+
+
 def _time_summary(spent: dict[str, float]) -> str:
     return (f"frequentist {spent['frequentist']:.1f} s, Bayesian {spent['bayesian']:.1f} s "
             f"(compile {spent['compile']:.1f}, sampling {spent['sampling']:.1f}, "
             f"post-processing {spent['postprocess']:.1f}), writing {spent['writing']:.1f} s, "
-            f"prior sensitivity {spent['sensitivity']:.1f} s, report {spent['report']:.1f} s")
+            f"prior sensitivity {spent['sensitivity']:.1f} s, report {spent['report']:.1f} s"
+            + (f", waiting for the compiling helper {spent['waiting']:.1f} s"
+               if spent["waiting"] else ""))
 
 
 # Where a run's time goes. The Bayesian total covers each fit's compile, sampling and
-# post-processing (from the fits' own wall times) and the adapter's work around them.
+# post-processing (from the fits' own wall times) and the adapter's work around them;
+# waiting is for the compiling helper to finish the model the run has reached.
 TIME_PHASES = ("frequentist", "bayesian", "compile", "sampling", "postprocess", "writing",
-               "sensitivity", "report")
+               "sensitivity", "report", "waiting")
 
 
 def _add_fit_times(spent: dict[str, float], fits) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-CFUNC_VERSION = "3"
+CFUNC_VERSION = "2"
 
 
 def user_data_layout(values: dict[str, np.ndarray]) -> dict[str, int]:
@@ -95,7 +95,7 @@ def logp_cfunc(inner, key: str | None, n_dim: int, names, values, offsets):
         "        return 1",
         "    return 0",
         ""])
-    env = {"inner": _inlined(inner), **{f"dtype_{j}": values[n].dtype for j, n in enumerate(names)}}
+    env = {"inner": inner, **{f"dtype_{j}": values[n].dtype for j, n in enumerate(names)}}
     signature = numba.types.int64(numba.types.uint64, numba.types.CPointer(numba.types.double),
                                   numba.types.CPointer(numba.types.double),
                                   numba.types.CPointer(numba.types.double),
@@ -137,29 +137,12 @@ def expand_cfunc(inner, key: str | None, n_dim: int, shapes: list[tuple[int, ...
         "        return -2",
         "    return 0",
         ""])
-    env = {"inner": _inlined(inner), **{f"dtype_{j}": values[n].dtype for j, n in enumerate(names)}}
+    env = {"inner": inner, **{f"dtype_{j}": values[n].dtype for j, n in enumerate(names)}}
     signature = numba.types.int64(numba.types.uint64, numba.types.uint64,
                                   numba.types.CPointer(numba.types.double),
                                   numba.types.CPointer(numba.types.double),
                                   numba.types.voidptr)
     return _compile(source, "expand_cfunc", env, key, signature)
-
-
-def _inlined(inner):
-    """The graph function ``inner`` as an ``njit`` that numba inlines into the calling
-    ``cfunc`` at its IR level.
-
-    Called as a separate dispatcher, the graph was compiled twice on a cold cache: once on
-    its own, then again inside the ``cfunc``, whose LLVM passes run over the linked module
-    (a partial-pooling model's cold compile 93 s -> 77 s inlined, the same draws). The Ops'
-    own functions stay separate dispatchers, cached and shared between models. PyTensor wraps
-    the graph as ``def f(*args): return jitable_func(*args)``, which numba cannot inline, so
-    the wrapped function is taken.
-    """
-    import numba
-
-    target = inner.py_func.__globals__.get("jitable_func", inner)
-    return numba.njit(inline="always")(getattr(target, "py_func", target))
 
 
 def _ud_size(values: dict[str, np.ndarray]) -> int:

@@ -39,6 +39,23 @@ import numpy as np
 # Constants with fewer elements stay in the graph: rewrites read their values (a scale of
 # 1, a zero mean), and they are too small to slow the compilation or block the cache.
 LIFT_MIN_SIZE = 2
+# ... except float scalars that are no multiple of 1/ROUND_DENOMINATOR: such a number is the
+# data's (a log determinant folded from the design), and left in the graph it gave two models
+# of the same shapes on different data two cache entries (zhao2025's two-group partial-pooling
+# models, 30 s each on a cold cache). Round numbers (-0.5, 2, 1/3) are what rewrites match.
+ROUND_DENOMINATOR = 2520
+
+
+def _data_scalar(variable) -> bool:
+    """A 0-d float constant whose value is not a round number (see ROUND_DENOMINATOR)."""
+    if getattr(variable.type, "ndim", None) != 0 or variable.type.dtype not in ("float64",
+                                                                                 "float32"):
+        return False
+    value = float(variable.data)
+    if not np.isfinite(value):
+        return False
+    scaled = value * ROUND_DENOMINATOR
+    return abs(scaled - round(scaled)) > 1e-9 * max(1.0, abs(scaled))
 
 
 @dataclass(frozen=True)
@@ -54,8 +71,9 @@ class GraphFunction:
 
 
 def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.ndarray]]:
-    """Replace the model's ``pm.Data`` and every array constant of ``outputs`` (at least
-    :data:`LIFT_MIN_SIZE` elements) by explicit inputs; returns the new outputs, the data
+    """Replace the model's ``pm.Data``, every array constant of ``outputs`` (at least
+    :data:`LIFT_MIN_SIZE` elements) and every float scalar constant that is not a round number
+    by explicit inputs; returns the new outputs, the data
     input variables and their values by name."""
     import pytensor
     from pytensor.compile.sharedvalue import SharedVariable
@@ -69,8 +87,9 @@ def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.nd
         if isinstance(variable, SharedVariable):
             name = variable.name
             value = np.asarray(variable.get_value())
-        elif isinstance(variable, Constant) and getattr(variable.type, "ndim", 0) >= 1 \
-                and np.size(variable.data) >= LIFT_MIN_SIZE:
+        elif isinstance(variable, Constant) and (
+                (getattr(variable.type, "ndim", 0) >= 1
+                 and np.size(variable.data) >= LIFT_MIN_SIZE) or _data_scalar(variable)):
             name = f"__{prefix}_constant_{len(values)}"
             value = np.asarray(variable.data)
         else:

@@ -125,3 +125,37 @@ def test_fit_equals_nutpie_numba_route():
         assert abs(float(a.mean()) - float(b.mean())) < 4.0 * mcse, name
         assert abs(float(a.std()) / float(b.std()) - 1.0) < 0.08, name
 
+
+
+def _scaled_model(y):
+    """y_i ~ N(mu, sigma) plus a term folded from the data, -1/2 (log det + log sigma^2)."""
+    import pymc as pm
+
+    log_det = float(np.log(1.0 + np.sum(y**2)))
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 10.0)
+        sigma = pm.HalfNormal("sigma", 2.0)
+        pm.Potential("folded", -0.5 * (log_det + pm.math.log(sigma**2)))
+        pm.Normal("obs", mu, sigma, observed=y)
+    return model, log_det
+
+
+def test_data_scalars_become_inputs_and_round_ones_stay():
+    """A float the data decide (here a log determinant) is an input, so models of the same
+    shapes on other data share one cache entry; round numbers stay for the rewrites."""
+    import pytensor.tensor as pt
+
+    from models.bayes.nutpie_compile import compile_graph
+
+    rng = np.random.default_rng(5)
+    keys = []
+    for y in (rng.normal(size=30), rng.normal(2.0, 3.0, size=30)):
+        model, log_det = _scaled_model(y)
+        compiled = _assert_same_density(model)
+        assert any(v.ndim == 0 and float(v) == log_det for v in compiled.shared_data.values())
+        x = pt.dvector("x")
+        graph, values = compile_graph([x], [x.sum() * pt.constant(log_det) + 0.5 * x.sum()],
+                                      model, prefix="t")
+        assert sorted(float(v) for v in values.values()) == [log_det]
+        keys.append(graph.key)
+    assert keys[0] is not None and keys[0] == keys[1]
