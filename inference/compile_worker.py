@@ -22,18 +22,13 @@ def compile_study(source: str, options_fields: dict, out: Path, progress=print) 
     """Fit every Bayesian specification of the study briefly, the last first, so that their
     compiled models land in the disk caches, until the run (which writes the index of the
     specification it is at to ``out/reached``; the helper writes its own to ``out/working``)
-    has passed the next one; returns the keys of
-    those that raised (a specification the run will report as not run)."""
+    has passed the next one; returns the keys of those that raised (a specification the run
+    will report as not run)."""
     from inference.estimators import BAYESIAN, Settings
     from inference.runner import RunOptions, load_run_data, user_priors
     from inference.samples import prepare_sample
 
-    fields = dict(options_fields)
-    for name in ("data", "out", "prior_file"):
-        fields[name] = None if fields.get(name) is None else Path(fields[name])
-    fields["priors"] = tuple(fields.get("priors") or ())
-    fields["compile_ahead"] = False
-    options = RunOptions(**fields)
+    options = RunOptions.from_fields({**options_fields, "compile_ahead": False})
     study, dataset, _ = load_run_data(source, options, progress=lambda _: None)
     settings = Settings(seed=options.seed, unit=study.unit, time=study.time,
                         quick=options.quick, sampling=dict(AHEAD_SAMPLING),

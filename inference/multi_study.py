@@ -9,7 +9,6 @@ within a study, the fits that finished before are reused as in a single run.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
@@ -32,12 +31,7 @@ def run_study_task(study: str, options: dict) -> dict:
     """Run one study with ``options`` (the fields of :class:`RunOptions`, paths as text) and
     return what the batch records: the folder, its row count and what did not run or converge.
     """
-    fields = dict(options)
-    for name in ("data", "out", "prior_file"):
-        if fields.get(name) is not None:
-            fields[name] = Path(fields[name])
-    fields["priors"] = tuple(fields.get("priors") or ())
-    outcome = run_study(study, RunOptions(**fields),
+    outcome = run_study(study, RunOptions.from_fields(options),
                         progress=lambda line: print(line, flush=True))
     return {"study": outcome.study.name, "out_dir": str(outcome.out_dir),
             "rows": int(len(outcome.results)), "skipped": list(outcome.skipped),
@@ -70,10 +64,8 @@ def run_studies(studies: list[str], options: RunOptions, *, scheduler: str | Non
     parent = Path(options.out) if options.out else Path("reports")
     tasks = []
     for study in studies:
-        fields = dataclasses.asdict(options)
+        fields = options.as_fields()
         fields["out"] = str(parent / Path(study).stem)
-        fields["prior_file"] = None if options.prior_file is None else str(options.prior_file)
-        fields["priors"] = list(options.priors)
         # The studies already share the cores; a compiling helper per study would crowd them.
         fields["compile_ahead"] = False
         key = task_key("run", study, fields, _file_digest(options.prior_file),

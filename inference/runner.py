@@ -30,6 +30,9 @@ SPEC_ERRORS = (DataError, ValueError, np.linalg.LinAlgError)
 FULL_SAMPLING = {"draws": 1000, "tune": 1000, "chains": 4}
 
 
+_PATH_FIELDS = ("data", "out", "prior_file")
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """What the user asked for on the command line."""
@@ -48,6 +51,25 @@ class RunOptions:
     encoding: str | None = None
     # A second process compiles the Bayesian models ahead on cold caches (inference.compile_ahead).
     compile_ahead: bool = True
+
+    def as_fields(self) -> dict:
+        """The options as plain values (paths as text), for another process to rebuild with
+        :meth:`from_fields`."""
+        fields = dataclasses.asdict(self)
+        for name in _PATH_FIELDS:
+            fields[name] = None if fields[name] is None else str(fields[name])
+        fields["priors"] = list(self.priors)
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: dict) -> RunOptions:
+        """The options from :meth:`as_fields`' plain values."""
+        fields = dict(fields)
+        for name in _PATH_FIELDS:
+            if fields.get(name) is not None:
+                fields[name] = Path(fields[name])
+        fields["priors"] = tuple(fields.get("priors") or ())
+        return cls(**fields)
 
     @property
     def sampling(self) -> dict:
@@ -355,11 +377,7 @@ def _compile_ahead(source, study: Study, dataset: Dataset, options: RunOptions, 
     if not options.compile_ahead or isinstance(source, Study) \
             or compile_ahead.caches_filled(study.name, digest):
         return None, digest
-    fields = dataclasses.asdict(options)
-    for key in ("data", "out", "prior_file"):
-        fields[key] = None if fields[key] is None else str(fields[key])
-    fields["priors"] = list(options.priors)
-    return compile_ahead.start(str(source), fields), digest
+    return compile_ahead.start(str(source), options.as_fields()), digest
 
 
 def _time_summary(spent: dict[str, float]) -> str:

@@ -42,3 +42,17 @@ def test_the_helper_stops_where_the_run_has_passed(tmp_path, monkeypatch):
     compile_worker.compile_study("zhao2025", {"seed": 1}, tmp_path, progress=lambda _: None)
     after = [s.key for s in study.specs[reached:] if s.bayes and s.kind in BAYESIAN]
     assert [s.key for s in calls] == list(reversed(after)) and len(after) >= 5
+
+
+def test_options_travel_to_another_process_unchanged(tmp_path):
+    import json
+    from pathlib import Path
+
+    from inference.runner import RunOptions
+
+    options = RunOptions(data=tmp_path / "panel.csv", out=tmp_path / "out", seed=7, quick=True,
+                         priors=("slope=normal(0,1)",), prior_file=Path("p.toml"), draws=50)
+    fields = json.loads(json.dumps(options.as_fields()))
+    assert fields["data"] == str(tmp_path / "panel.csv") and fields["priors"] == \
+        ["slope=normal(0,1)"]
+    assert RunOptions.from_fields(fields) == options
