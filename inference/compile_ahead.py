@@ -28,7 +28,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -37,26 +36,19 @@ from typing import Any
 REACHED, WORKING = "reached", "working"
 # The longest the run waits for the helper to finish compiling the specification it reached.
 WAIT_LIMIT_S = 900.0
-_LIBRARIES = ("numba", "pytensor", "pymc", "nutpie", "numpy")
-_MODELS = Path(__file__).resolve().parents[1] / "models"
 
 
 def cache_digest(study, shape: tuple[int, int], columns, priors: Any, quick: bool) -> str:
     """Digest of what the compiled models of a run depend on: the study's specifications,
     the priors, whether the run is quick, the data's shape and columns, the source of
     ``models/`` and the versions of the compiling libraries."""
+    from models.bayes.graph_recipe import environment_digest
+
     digest = hashlib.sha256()
-    for part in (repr(study.specs), repr(priors), repr(quick), repr(shape), repr(list(columns))):
+    for part in (repr(study.specs), repr(priors), repr(quick), repr(shape), repr(list(columns)),
+                 environment_digest()):
         digest.update(part.encode())
         digest.update(b"\x1f")
-    for name in _LIBRARIES:
-        try:
-            digest.update(f"{name}={metadata.version(name)}".encode())
-        except metadata.PackageNotFoundError:
-            digest.update(f"{name}=absent".encode())
-    for path in sorted(_MODELS.rglob("*.py")):
-        digest.update(str(path.relative_to(_MODELS)).encode())
-        digest.update(path.read_bytes())
     return digest.hexdigest()[:24]
 
 

@@ -153,8 +153,9 @@ _MODEL_CLASS: list[Any] = []
 
 
 def cfunc_model_class():
-    """nutpie's C-callable model with ``cached`` and a ``with_data`` for this ``user_data``
-    layout (dtype and rank of each data input kept: the compiled code is typed by them)."""
+    """nutpie's C-callable model with ``cached``, the numba cache keys of its graph functions
+    (``cache_keys``: log density, expansion) and a ``with_data`` for this ``user_data`` layout
+    (dtype and rank of each data input kept: the compiled code is typed by them)."""
     if not _MODEL_CLASS:
         import dataclasses
         from dataclasses import dataclass
@@ -164,6 +165,7 @@ def cfunc_model_class():
         @dataclass(frozen=True)
         class CachedCfuncModel(CompiledPyMCModel):
             cached: bool = False
+            cache_keys: tuple = ()
 
             def with_data(self, **updates):
                 shared = dict(self.shared_data)

@@ -106,26 +106,31 @@ def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.nd
 
 
 def compile_graph(inputs, outputs, model, prefix: str
-                  ) -> tuple[GraphFunction, dict[str, np.ndarray]]:
+                  ) -> tuple[GraphFunction, dict[str, np.ndarray], bytes | None]:
     """Compile ``outputs`` as a function of ``inputs`` and the model's data in PyTensor's
-    NUMBA mode; returns the graph's numba function and the data values by input name."""
-    from pymc.pytensorf import compile as compile_pymc
-    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
-
-    from models.bayes import numba_special
+    NUMBA mode; returns the graph's numba function, the data values by input name and the
+    rewritten graph as :mod:`models.bayes.graph_recipe` stores it (None if unpicklable)."""
+    from models.bayes import graph_recipe, numba_special
 
     numba_special.register()
     outputs, data_vars, values = lift_data(inputs, outputs, prefix)
-    with model:
-        function = compile_pymc([*inputs, *data_vars], outputs, mode="NUMBA",
-                                on_unused_input="ignore")
+    graph = graph_recipe.rewritten_graph([*inputs, *data_vars], outputs, model.check_bounds)
+    blob = graph_recipe.to_bytes(graph)
+    if blob is not None:
+        graph = graph_recipe.from_bytes(blob)
+    function = graph_recipe.function_from_graph(*graph)
+    return _graph_function(function, tuple(v.name for v in data_vars)), values, blob
+
+
+def _graph_function(function, data_names: tuple[str, ...]) -> GraphFunction:
+    from pytensor.link.numba.cache import CACHED_SRC_FUNCTIONS
+
     if function.get_shared():
         raise ValueError("the compiled graph kept shared variables: "
                          + ", ".join(str(v) for v in function.get_shared()))
     inner = function.vm.jit_fn
     key = CACHED_SRC_FUNCTIONS.get(inner.py_func)
-    names = tuple(v.name for v in data_vars)
-    return GraphFunction(inner, names, key is not None, key), values
+    return GraphFunction(inner, data_names, key is not None, key)
 
 
 def _value_var_graphs(model, free_shapes: dict[str, tuple[int, ...]]):
@@ -169,20 +174,112 @@ def _value_var_graphs(model, free_shapes: dict[str, tuple[int, ...]]):
     return joined, logp, grad, replacements, (names, slices, var_shapes)
 
 
+@dataclass
+class _Graphs:
+    """What compiling a model's graphs gives: the log density and expansion functions, the
+    data values by input name, and the layout of the free and remaining traced variables."""
+
+    logp: GraphFunction
+    expand: GraphFunction | None
+    data: dict[str, np.ndarray]
+    free: tuple[list[str], list[slice], list[tuple[int, ...]]]
+    remaining: tuple[list[str], list[tuple[int, ...]]]
+
+
+def _compile_graphs(model, var_names, free_shapes) -> tuple[_Graphs, dict[str, Any]]:
+    """Build and compile the graphs of ``model`` (the long way); returns them and the recipe
+    :mod:`models.bayes.graph_recipe` stores for the next process."""
+    import pytensor
+    from nutpie.compile_pymc import _compute_shapes
+
+    joined, logp, grad, replacements, free = _value_var_graphs(model, free_shapes)
+    logp_fn, data, logp_graph = compile_graph([joined], [logp, grad], model, prefix="logp")
+    graphs_bytes = {"logp": logp_graph}
+    names = free[0]
+    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
+    if var_names is not None:
+        remaining = [v for v in remaining if v.name in set(var_names)]
+    expand_fn = None
+    if remaining:
+        expand_fn, expand_values, graphs_bytes["expand"] = compile_graph(
+            [joined], pytensor.clone_replace(remaining, replacements), model, prefix="expand")
+        data.update(expand_values)
+    static = [v.type.shape for v in remaining]
+    if all(s is not None for shape in static for s in shape):
+        remaining_shapes = [tuple(int(s) for s in shape) for shape in static]
+    else:
+        shapes = _compute_shapes(model)
+        remaining_shapes = [tuple(int(s) for s in shapes[v.name]) for v in remaining]
+    graphs = _Graphs(logp_fn, expand_fn, data, free,
+                     ([v.name for v in remaining], remaining_shapes))
+    constants = {name: value for name, value in data.items() if name.startswith("__")}
+    recipe = {"graphs": graphs_bytes, "constants": constants, "free": free,
+              "remaining": graphs.remaining,
+              "data_names": {"logp": logp_fn.data_names,
+                             "expand": expand_fn.data_names if expand_fn else ()}}
+    return graphs, recipe
+
+
+def _graphs_from_recipe(model, recipe: dict[str, Any]) -> _Graphs | None:
+    """The compiled graphs of a stored recipe, the data containers' values read from
+    ``model``; None when the model lacks a container the recipe names."""
+    from pytensor.compile.sharedvalue import SharedVariable
+
+    from models.bayes import graph_recipe, numba_special
+
+    numba_special.register()
+    data: dict[str, np.ndarray] = {}
+    for names in recipe["data_names"].values():
+        for name in names:
+            if name in recipe["constants"]:
+                data[name] = recipe["constants"][name]
+                continue
+            container = model.named_vars.get(name)
+            if not isinstance(container, SharedVariable):
+                return None
+            data[name] = np.array(container.get_value(), order="C")
+    functions = {}
+    for part, blob in recipe["graphs"].items():
+        function = graph_recipe.function_from_graph(*graph_recipe.from_bytes(blob))
+        functions[part] = _graph_function(function, tuple(recipe["data_names"][part]))
+    return _Graphs(functions["logp"], functions.get("expand"), data, recipe["free"],
+                   recipe["remaining"])
+
+
+def _graphs(model, var_names, free_shapes) -> _Graphs:
+    """The compiled graphs of ``model``: from the stored recipe when there is one (no
+    rewriting), else compiled anew and their recipe stored."""
+    from models.bayes import graph_recipe
+
+    try:
+        path = graph_recipe.recipe_path(graph_recipe.model_digest(model, var_names,
+                                                                  free_shapes))
+    except graph_recipe.UncacheableError:
+        path = None
+    recipe = graph_recipe.load(path) if path is not None else None
+    graphs = _graphs_from_recipe(model, recipe) if recipe is not None else None
+    if graphs is None:
+        graphs, recipe = _compile_graphs(model, var_names, free_shapes)
+        cached = graphs.logp.cached and (graphs.expand is None or graphs.expand.cached)
+        if path is not None and cached and None not in recipe["graphs"].values():
+            graph_recipe.save(path, recipe)
+    return graphs
+
+
 def compile_model(model, var_names=None):
     """nutpie model of the PyMC ``model`` (log density, gradient and expansion to the traced
     variables; initial points jittered as nutpie's ``compile_pymc_model`` does), compiled in
     PyTensor's NUMBA mode with the data as inputs and driven through nutpie's C interface by
     ``cfunc``s that take the data's addresses at run time (:mod:`models.bayes.nutpie_cfunc`),
-    so that numba's on-disk cache serves every piece in the next process. The model's
-    ``pm.Data`` can be replaced with ``with_data(name=value)`` (same dtype and rank; the
-    traced variables keep the shapes they had at compilation).
+    so that numba's on-disk cache serves every piece in the next process, and the rewritten
+    graphs come from :mod:`models.bayes.graph_recipe` when an earlier process stored them.
+    The model's ``pm.Data`` can be replaced with ``with_data(name=value)`` (same dtype and
+    rank; the traced variables keep the shapes they had at compilation).
 
     The returned model's ``cached`` is True when numba's disk cache can hold the code of
     both functions (every Op of the graphs has a PyTensor cache key).
     """
-    import pytensor
-    from nutpie.compile_pymc import _compute_shapes, _prepare_dims_and_coords
+    from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.initial_point import make_initial_point_fn
 
     from models.bayes import nutpie_cfunc
@@ -193,23 +290,10 @@ def compile_model(model, var_names=None):
     first_point = point_fn(0)
     names = [model.rvs_to_values[v].name for v in model.free_RVs]
     free_shapes = {n: tuple(np.shape(first_point[n])) for n in names}
-    joined, logp, grad, replacements, (names, slices, free_list) = \
-        _value_var_graphs(model, free_shapes)
-    logp_fn, shared = compile_graph([joined], [logp, grad], model, prefix="logp")
-    remaining = [v for v in model.unobserved_value_vars if v.name not in names]
-    if var_names is not None:
-        remaining = [v for v in remaining if v.name in set(var_names)]
-    expand_fn = None
-    if remaining:
-        expand_fn, expand_values = compile_graph(
-            [joined], pytensor.clone_replace(remaining, replacements), model, prefix="expand")
-        shared.update(expand_values)
-    static = [v.type.shape for v in remaining]
-    if all(s is not None for shape in static for s in shape):
-        remaining_shapes = [tuple(int(s) for s in shape) for shape in static]
-    else:
-        shapes = _compute_shapes(model)
-        remaining_shapes = [tuple(int(s) for s in shapes[v.name]) for v in remaining]
+    graphs = _graphs(model, var_names, free_shapes)
+    logp_fn, expand_fn, shared = graphs.logp, graphs.expand, graphs.data
+    names, slices, free_list = graphs.free
+    remaining_names, remaining_shapes = graphs.remaining
     n_dim = slices[-1].stop if slices else 0
     offsets = nutpie_cfunc.user_data_layout(shared)
     logp_c = nutpie_cfunc.logp_cfunc(logp_fn.function, logp_fn.key, n_dim,
@@ -224,7 +308,7 @@ def compile_model(model, var_names=None):
             point = point_fn(seed)
         return np.concatenate([np.asarray(point[n], dtype="float64").ravel() for n in names])
 
-    all_names = [*names, *[v.name for v in remaining]]
+    all_names = [*names, *remaining_names]
     all_shapes = [*free_list, *remaining_shapes]
     all_slices, position = [], 0
     for shape in all_shapes:
@@ -238,7 +322,8 @@ def compile_model(model, var_names=None):
         initial_point_func=initial_point, shared_data=shared,
         user_data=nutpie_cfunc.user_data_array(shared, offsets), n_expanded=position,
         shape_info=shape_info, logp_func=None, expand_func=None, _n_dim=n_dim,
-        _shapes=dict(zip(all_names, all_shapes, strict=True)), _coords=coords, cached=cached)
+        _shapes=dict(zip(all_names, all_shapes, strict=True)), _coords=coords, cached=cached,
+        cache_keys=(logp_fn.key, expand_fn.key if expand_fn else None))
 
 
 def logp_function(compiled):

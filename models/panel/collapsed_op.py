@@ -275,6 +275,10 @@ def _make_op():
         effects integrated out, with its gradient in the four parameters as further outputs.
         The last input is the packed statistics (:func:`models.panel.collapsed.pack_stats`)."""
 
+        def __reduce__(self):
+            # The class is made at first use, so a pickled graph names the factory.
+            return fused_op, ()
+
         def perform(self, node, inputs, outputs):
             slope, sigma, unit_sd, year_sd, packed = inputs
             values = collapsed_logp(np.asarray(slope, np.float64), float(sigma),
@@ -294,6 +298,13 @@ def _make_op():
     return CollapsedTWFELogp()
 
 
+def fused_op():
+    """The one instance of the fused collapsed TWFE log-density Op (made at first use)."""
+    if "op" not in _OP:
+        _OP["op"] = _make_op()
+    return _OP["op"]
+
+
 def collapsed_normal_logp_fused(packed, slope, sigma, unit_sd, year_sd=None):
     """log p(y | beta, sigma, unit_sd, year_sd) of :mod:`models.panel.collapsed` as one Op.
 
@@ -302,7 +313,5 @@ def collapsed_normal_logp_fused(packed, slope, sigma, unit_sd, year_sd=None):
     """
     import pytensor.tensor as pt
 
-    if "op" not in _OP:
-        _OP["op"] = _make_op()
     year_sd = pt.constant(1.0) if year_sd is None else year_sd
-    return _OP["op"](slope, sigma, unit_sd, year_sd, packed)[0]
+    return fused_op()(slope, sigma, unit_sd, year_sd, packed)[0]

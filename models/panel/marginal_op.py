@@ -96,6 +96,10 @@ def _make_op():
         """log p(y | alpha, beta, lambda, tau, sigma, unit_sd), unit effects integrated out,
         with its gradient in the six parameters as further outputs."""
 
+        def __reduce__(self):
+            # The class is made at first use, so a pickled graph names the factory.
+            return fused_op, ()
+
         def perform(self, node, inputs, outputs):
             values = _jitted()(*[float(v) if j in _SCALAR_INPUTS else np.asarray(v, np.float64)
                                  for j, v in enumerate(inputs)])
@@ -120,6 +124,13 @@ def _make_op():
     return MarginalTWFELogp()
 
 
+def fused_op():
+    """The one instance of the fused marginal TWFE log-density Op (made at first use)."""
+    if "op" not in _COMPILED:
+        _COMPILED["op"] = _make_op()
+    return _COMPILED["op"]
+
+
 def marginal_normal_logp_fused(stats, intercept, slope, between, year_effect, sigma, unit_sd):
     """:func:`models.panel.marginal.marginal_normal_logp` as one fused Op (same value).
 
@@ -130,9 +141,7 @@ def marginal_normal_logp_fused(stats, intercept, slope, between, year_effect, si
 
     from models.panel.marginal import MODEL_FIELDS
 
-    if "op" not in _COMPILED:
-        _COMPILED["op"] = _make_op()
     year = pt.zeros(0) if year_effect is None else year_effect
-    outputs = _COMPILED["op"](intercept, slope, between, year, sigma, unit_sd,
+    outputs = fused_op()(intercept, slope, between, year, sigma, unit_sd,
                               *[getattr(stats, name) for name in MODEL_FIELDS])
     return outputs[0]

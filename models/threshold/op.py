@@ -120,6 +120,11 @@ def _make_op_class():
                                                             int(k), int(dof))
             super().__init__()
 
+        def __reduce__(self):
+            # The class is made at first use (PyTensor imports late), so a pickled graph
+            # (models.bayes.graph_recipe) names the module-level factory instead.
+            return marginal_loglik_op, (self.n_fixed, self.n_regime, self.k, self.dof)
+
         def make_node(self, theta, sigma, *statistics):
             theta = pt.as_tensor(theta, dtype="float64")
             sigma = pt.as_tensor(sigma, dtype="float64")

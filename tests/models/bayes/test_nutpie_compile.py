@@ -154,7 +154,7 @@ def test_data_scalars_become_inputs_and_round_ones_stay():
         compiled = _assert_same_density(model)
         assert any(v.ndim == 0 and float(v) == log_det for v in compiled.shared_data.values())
         x = pt.dvector("x")
-        graph, values = compile_graph([x], [x.sum() * pt.constant(log_det) + 0.5 * x.sum()],
+        graph, values, _ = compile_graph([x], [x.sum() * pt.constant(log_det) + 0.5 * x.sum()],
                                       model, prefix="t")
         assert sorted(float(v) for v in values.values()) == [log_det]
         keys.append(graph.key)

@@ -1,0 +1,168 @@
+"""Stored rewritten graphs: a warm process compiles the same code without PyTensor's rewriting,
+on the model's current data, and any change to the model gives it a new entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.bayes import graph_recipe, nutpie_compile
+from models.bayes.nutpie_compile import compile_model, logp_function
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def recipes(tmp_path, monkeypatch):
+    """Recipes go to a folder of the test's own."""
+    folder = tmp_path / "recipes"
+    monkeypatch.setattr(graph_recipe, "recipe_path", lambda digest: folder / f"{digest}.pkl")
+    return folder
+
+
+def _model(y, x, prior_sd=2.0):
+    """y_i ~ N(a + b x_i, sigma) with x a data container and y observed constants."""
+    import pymc as pm
+
+    with pm.Model() as model:
+        data = pm.Data("x", x)
+        a = pm.Normal("a", 0.0, 5.0)
+        b = pm.Normal("b", 0.0, prior_sd)
+        sigma = pm.HalfNormal("sigma", 1.0)
+        pm.Deterministic("twice_b", 2.0 * b)
+        pm.Normal("obs", a + b * data, sigma, observed=y)
+    return model
+
+
+def _point(model, x):
+    point, start = {}, 0
+    for value_var, initial in zip(model.value_vars, model.initial_point().values(),
+                                  strict=True):
+        size = int(np.size(initial))
+        point[value_var.name] = x[start:start + size].reshape(np.shape(initial))
+        start += size
+    return point
+
+
+def _assert_density_is_pymc(model, compiled):
+    ours = logp_function(compiled)
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = rng.normal(size=compiled._n_dim)
+        value, gradient = ours(x)
+        np.testing.assert_allclose(value, logp(_point(model, x)), rtol=1e-10)
+        np.testing.assert_allclose(gradient, dlogp(_point(model, x)), rtol=1e-9, atol=1e-10)
+
+
+def _forbid_rewriting(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was compiled anew although its recipe was stored")
+
+    monkeypatch.setattr(nutpie_compile, "_compile_graphs", refuse)
+
+
+def _data(seed, n=30):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    return 1.0 + 0.5 * x + rng.normal(size=n), x
+
+
+def test_second_compile_loads_the_recipe_on_new_container_data(recipes, monkeypatch):
+    y, x = _data(1)
+    first = compile_model(_model(y, x))
+    assert len(list(recipes.glob("*.pkl"))) == 1
+    _forbid_rewriting(monkeypatch)
+    other_x = np.random.default_rng(9).normal(size=x.size)
+    model = _model(y, other_x)
+    second = compile_model(model)
+    _assert_density_is_pymc(model, second)
+    assert first.cached and second.cached and second.cache_keys == first.cache_keys
+    draws_names = second.shape_info[0]
+    assert draws_names == first.shape_info[0] and "twice_b" in draws_names
+
+
+@pytest.mark.parametrize("change", ["observed", "prior", "shape"])
+def test_a_changed_model_gets_its_own_recipe(recipes, change):
+    y, x = _data(1)
+    compile_model(_model(y, x))
+    if change == "observed":
+        model = _model(y + 1.0, x)
+    elif change == "prior":
+        model = _model(y, x, prior_sd=3.0)
+    else:
+        y, x = _data(1, n=31)
+        model = _model(y, x)
+    compiled = compile_model(model)
+    _assert_density_is_pymc(model, compiled)
+    assert len(list(recipes.glob("*.pkl"))) == 2
+
+
+def test_digest_describes_ops_and_refuses_what_it_cannot(recipes, monkeypatch):
+    from pytensor.graph.op import Op
+
+    class Opaque(Op):
+        def make_node(self, *inputs):
+            raise NotImplementedError
+
+        def perform(self, node, inputs, outputs):
+            raise NotImplementedError
+
+    with pytest.raises(graph_recipe.UncacheableError, match="Opaque has no __props__"):
+        graph_recipe._describe(Opaque())
+
+    def uncacheable(*args):
+        raise graph_recipe.UncacheableError("test")
+
+    monkeypatch.setattr(graph_recipe, "model_digest", uncacheable)
+    y, x = _data(2)
+    model = _model(y, x)
+    _assert_density_is_pymc(model, compile_model(model))
+    assert not recipes.exists()
+
+
+def test_unreadable_recipe_is_compiled_anew_and_replaced(recipes):
+    y, x = _data(3)
+    compile_model(_model(y, x))
+    (path,) = recipes.glob("*.pkl")
+    path.write_bytes(b"not a pickle")
+    model = _model(y, x)
+    _assert_density_is_pymc(model, compile_model(model))
+    assert graph_recipe.load(path) is not None
+
+
+_CHILD = """
+import json, sys
+sys.path.insert(0, {root!r})
+from models.bayes import graph_recipe, nutpie_compile
+from models.mediation.calibration import MediationCalibration
+graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
+if {forbid}:
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled anew")
+    nutpie_compile._compile_graphs = refuse
+compiled = nutpie_compile.compile_model(MediationCalibration(quick=True).model)
+x = compiled.initial_point_func(1)
+value, _ = nutpie_compile.logp_function(compiled)(x)
+print(json.dumps({{"value": value, "keys": list(compiled.cache_keys)}}))
+"""
+
+
+def test_another_process_compiles_the_same_code(tmp_path):
+    """The process that stores a recipe and the one that loads it generate the same code, so
+    numba's cache key (and with it the disk entry) is the same."""
+    results = []
+    for forbid in (False, True):
+        source = _CHILD.format(root=str(ROOT), folder=str(tmp_path), forbid=forbid)
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert results[0]["keys"] == results[1]["keys"] and results[0]["keys"][0]
+    assert results[0]["value"] == results[1]["value"]
