@@ -16,6 +16,11 @@ import pandas as pd
 from inference.report.draws import posterior_variable
 from inference.report.tables import is_missing
 
+# Replicated data sets drawn per posterior predictive panel. 20 show the spread (brms's
+# pp_check draws 10); 50 made the report's predictive panels a fifth of a warm run, each
+# line paying ArviZ's KDE bandwidth search.
+PPC_REPLICATES = 20
+
 
 def _pyplot():
     import matplotlib
@@ -201,7 +206,7 @@ def ppc_plot(idata, title: str) -> str | None:
         counts = all(idata.posterior_predictive[n].dtype.kind == "i" for n in names)
         # Counts as cumulative shares: the share of zeros is the height at 0, which
         # ArviZ's count histogram (bins wider than one for a long tail) would hide.
-        ax = az.plot_ppc(idata, var_names=names, num_pp_samples=50,
+        ax = az.plot_ppc(idata, var_names=names, num_pp_samples=PPC_REPLICATES,
                          kind="cumulative" if counts else "kde",
                          figsize=(6, 2.5) if len(names) == 1 else (10, 2.8))
     except (KeyError, ValueError, TypeError):

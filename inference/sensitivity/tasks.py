@@ -211,14 +211,13 @@ def _quantity_view(idata, quantities: dict[str, np.ndarray]):
 
 
 def _psens(view, component: str, names: list[str]) -> dict[str, float]:
-    """ArviZ's power-scaling sensitivity (``psens``) of each scalar quantity of ``view``."""
-    import arviz as az
+    """Power-scaling sensitivity (:func:`models.bayes.sensitivity.psens`, ArviZ's ``psens``)
+    of each scalar quantity of ``view``."""
+    from models.bayes.sensitivity import psens
 
     if not names:
         return {}
-    values = az.psens(view, component=component, var_names=names)
-    if not hasattr(values, "data_vars"):  # one name: ArviZ returns the DataArray itself
-        return {names[0]: float(values)}
+    values = psens(view, component, names)
     return {name: float(values[name]) for name in names}
 
 

@@ -2,12 +2,12 @@
 
 Scaling a component of the posterior, p(theta | y) ∝ p(theta)^a p(y | theta) (prior) or
 p(theta) p(y | theta)^a (likelihood), by importance weighting the existing draws: log weights
-(a - 1) log p(theta) or (a - 1) log p(y | theta), Pareto-smoothed (ArviZ's PSIS), give the
-posterior mean and sd at each a in [0.8, 1.25] without refitting (as R's priorsense
-``powerscale_sequence`` / ``powerscale_plot_quantities``). Where the Pareto k of the weights
-exceeds the sample-size dependent threshold min(1 - 1 / log10(S), 0.7) the weighted values
-cannot be trusted; there the prior can be raised to the power a in closed form
-(:func:`power_scaled_prior`) and the model refitted.
+(a - 1) log p(theta) or (a - 1) log p(y | theta), Pareto-smoothed (ArviZ's PSIS, compiled in
+:mod:`models.bayes.psis`), give the posterior mean and sd at each a in [0.8, 1.25] without
+refitting (as R's priorsense ``powerscale_sequence`` / ``powerscale_plot_quantities``). Where
+the Pareto k of the weights exceeds the sample-size dependent threshold
+min(1 - 1 / log10(S), 0.7) the weighted values cannot be trusted; there the prior can be
+raised to the power a in closed form (:func:`power_scaled_prior`) and the model refitted.
 """
 
 from __future__ import annotations
@@ -64,15 +64,13 @@ def weighted_moments(values: np.ndarray, log_weights: np.ndarray) -> tuple[float
 def power_scaled_weights(log_density: np.ndarray, alpha: float,
                          reff: float = 1.0) -> tuple[np.ndarray, float]:
     """PSIS-smoothed normalised log weights (alpha - 1) * log_density, and their Pareto k."""
-    import arviz as az
+    from models.bayes.psis import psislw
 
     raw = (float(alpha) - 1.0) * np.asarray(log_density, dtype=float)
     if alpha == 1.0 or np.ptp(raw) == 0.0:
         return np.full(raw.shape, -np.log(raw.size)), 0.0
-    # ArviZ's tail fit overflows harmlessly in exp for heavy tails; k reports them.
-    with np.errstate(over="ignore"):
-        smoothed, k = az.psislw(raw - raw.max(), reff=reff)
-    return np.asarray(smoothed, dtype=float), float(np.asarray(k))
+    smoothed, k = psislw((raw - raw.max())[None, :], reff=reff)
+    return smoothed[0], float(k[0])
 
 
 def power_scaling_sequence(idata, quantities: dict[str, np.ndarray],

@@ -236,13 +236,14 @@ class BayesThresholdFit(PosteriorFit):
         return pd.DataFrame(rows)
 
     def loo(self):
-        """PSIS-LOO (``arviz.loo``, pointwise) of the marginalised log likelihood, cached."""
+        """PSIS-LOO (:func:`models.bayes.psis.loo`, ``arviz.loo``'s pointwise result) of the
+        marginalised log likelihood, cached."""
         if "loo" not in self._cache:
-            import arviz as az
+            from models.bayes.psis import loo
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                self._cache["loo"] = az.loo(self.idata, pointwise=True)
+                self._cache["loo"] = loo(self.idata)
         return self._cache["loo"]
 
     def threshold_posterior(self) -> pd.DataFrame:

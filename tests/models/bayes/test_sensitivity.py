@@ -31,3 +31,26 @@ def test_default_priors_are_data_driven_and_a_tight_wrong_prior_is_flagged(panel
     tight = _table(panel, ["slope=normal(0,0.01)"])
     assert tight.loc["slope[AI]", "prior_sensitivity"] > 0.05
     assert tight.loc["slope[AI]", "diagnosis"] == "prior-data conflict"
+
+
+def test_psens_equals_arviz_on_a_fit(panel):
+    """The array computation gives ArviZ's numbers for every parameter and both components,
+    on a fit with a prior the data fight (so the values are not all near zero)."""
+    import arviz as az
+    import numpy as np
+
+    from models.bayes.sensitivity import psens
+
+    fit = fit_bayes_twfe(panel, "Inn", ["AI", "Eco"], "city", "year",
+                         priors=["slope=normal(0,0.05)"], draws=500, tune=500, chains=2,
+                         seed=3)
+    names = [n for n in fit.idata.posterior.data_vars if "__" not in n
+             and fit.idata.posterior[n].size // (2 * 500) <= 64]
+    for component in ("prior", "likelihood"):
+        ours = psens(fit.idata, component, names)
+        theirs = az.psens(fit.idata, component=component, var_names=names)
+        for name in names:
+            np.testing.assert_allclose(ours[name].values, theirs[name].values, rtol=1e-8,
+                                       atol=1e-12, err_msg=f"{component} {name}")
+            assert ours[name].dims == theirs[name].dims
+        assert max(float(np.max(ours[n].values)) for n in names) > 0.05
