@@ -20,6 +20,7 @@ key: they are inputs of the compiled code, read from the model at each load.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import sys
@@ -231,17 +232,40 @@ def rewritten_graph(inputs, outputs, check_bounds: bool) -> tuple[list, list]:
     return list(maker.fgraph.inputs), list(maker.fgraph.outputs)
 
 
+def _function_graph(inputs, outputs):
+    from pytensor.graph.fg import FunctionGraph
+
+    return FunctionGraph(inputs, outputs, clone=False)
+
+
+class _GraphPickler(pickle.Pickler):
+    """Pickles an inner FunctionGraph (an OpFromGraph's) as its inputs and outputs alone.
+
+    Its features would otherwise travel half-pickled (a ReplaceValidate without its history),
+    and the numba backend, which rewrites an OpFromGraph's inner graph when it compiles it,
+    then failed on every rewrite of the loaded graph."""
+
+    def reducer_override(self, obj):
+        from pytensor.graph.fg import FunctionGraph
+
+        if isinstance(obj, FunctionGraph):
+            return _function_graph, (list(obj.inputs), list(obj.outputs))
+        return NotImplemented
+
+
 def to_bytes(graph: tuple[list, list]) -> bytes | None:
     """The pickled (inputs, outputs) of a rewritten graph; None when it cannot be pickled."""
     _strip_traces(graph[1])
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, _RECURSION_LIMIT))
+    buffer = io.BytesIO()
     try:
-        return pickle.dumps(graph, protocol=5)
+        _GraphPickler(buffer, protocol=5).dump(graph)
     except (pickle.PicklingError, AttributeError, TypeError, RecursionError):
         return None
     finally:
         sys.setrecursionlimit(limit)
+    return buffer.getvalue()
 
 
 def from_bytes(blob: bytes) -> tuple[list, list]:

@@ -88,6 +88,46 @@ def test_second_compile_loads_the_recipe_on_new_container_data(recipes, monkeypa
     assert draws_names == first.shape_info[0] and "twice_b" in draws_names
 
 
+def _diagonal_model(y):
+    """Rows of y ~ MvNormal(mu, diag(scale^2)): the diagonal covariance is an OpFromGraph
+    (AllocDiag) whose inner graph the numba backend rewrites when it compiles it."""
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    with pm.Model() as model:
+        mu = pm.Normal("mu", 0.0, 5.0, shape=y.shape[1])
+        scale = pm.HalfNormal("scale", 1.0, shape=y.shape[1])
+        pm.MvNormal("obs", mu, cov=pt.diag(scale**2), observed=y)
+    return model
+
+
+def test_inner_graphs_load_without_rewrite_failures(recipes, monkeypatch):
+    import logging
+
+    class Count(logging.Handler):
+        def __init__(self):
+            super().__init__(logging.ERROR)
+            self.records = []
+
+        def emit(self, record):
+            self.records.append(record)
+
+    y = np.random.default_rng(4).normal(size=(30, 3))
+    counter = Count()
+    logger = logging.getLogger("pytensor")
+    logger.addHandler(counter)
+    try:
+        first = compile_model(_diagonal_model(y))
+        _forbid_rewriting(monkeypatch)
+        model = _diagonal_model(y)
+        second = compile_model(model)
+    finally:
+        logger.removeHandler(counter)
+    assert counter.records == []
+    _assert_density_is_pymc(model, second)
+    assert second.cache_keys == first.cache_keys
+
+
 @pytest.mark.parametrize("change", ["observed", "prior", "shape"])
 def test_a_changed_model_gets_its_own_recipe(recipes, change):
     y, x = _data(1)
