@@ -16,7 +16,7 @@ from data.errors import DataError
 from data.published import load_published, published_to_results
 from inference.datasets import Dataset, load_dataset
 from inference.descriptives import moments_table
-from inference.estimators import BAYESIAN, FREQUENTIST, Estimate, Settings
+from inference.estimators import BAYESIAN, FREQUENTIST, RELEASE, Estimate, Settings
 from inference.outputs import check_output_folder, finish_run, start_run
 from inference.registry import Spec, Study, load_study
 from inference.results import assemble, result_rows, write_results
@@ -170,6 +170,16 @@ def _prior_sensitivity(tables: list[pd.DataFrame], out_dir: Path, progress) -> p
     return frame
 
 
+def _release_kinds(last_of_kind: dict[str, int], before: int) -> None:
+    """Let the estimators of kinds whose last specification comes before ``before`` drop the
+    fits they keep (:data:`inference.estimators.RELEASE`)."""
+    for kind, last in list(last_of_kind.items()):
+        if last < before:
+            if kind in RELEASE:
+                RELEASE[kind]()
+            del last_of_kind[kind]
+
+
 def _missing_columns(spec: Spec, frame: pd.DataFrame) -> list[str]:
     return [c for c in spec.columns if c not in frame.columns]
 
@@ -226,9 +236,11 @@ def run_study(
                         sampling=dict(options.sampling), priors=priors,
                         out_dir=out_dir, synthetic=dataset.synthetic)
     helper, digest = _compile_ahead(source, study, dataset, options, priors)
+    last_of_kind = {spec.kind: index for index, spec in enumerate(study.specs, start=1)}
     try:
         for index, spec in enumerate(study.specs, start=1):
             prefix = f"[{name}] {index}/{len(study.specs)} table {spec.table} column {spec.column}"
+            _release_kinds(last_of_kind, before=index)
             if helper is not None:
                 spent["waiting"] += helper.reached(index)
             missing = _missing_columns(spec, dataset.frame)
@@ -304,6 +316,7 @@ def run_study(
                 outcome.posterior_files[fit_ref] = Path(fit_path)
             spent["sensitivity"] += time.perf_counter() - tick
     finally:
+        _release_kinds(last_of_kind, before=len(study.specs) + 1)
         if helper is not None:
             helper.stop()
     if digest is not None:

@@ -2,7 +2,9 @@
 
 Each module declares ``KIND`` and defines ``frequentist`` and/or ``bayesian`` (see
 :mod:`inference.estimators.base`). ``FREQUENTIST[kind]`` and ``BAYESIAN[kind]`` map a spec's
-``kind`` to the adapter that fits it.
+``kind`` to the adapter that fits it. A module that keeps fits between specifications also
+defines ``release()``, which ``RELEASE[kind]`` names: a run calls it once no specification of
+that kind is left.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from inference.estimators.base import Estimate, Settings
 Adapter = Callable[[pd.DataFrame, object, Settings], Estimate]
 
 
-def _discover() -> tuple[dict[str, Adapter], dict[str, Adapter]]:
+def _discover() -> tuple[dict[str, Adapter], dict[str, Adapter], dict[str, Callable]]:
     frequentist: dict[str, Adapter] = {}
     bayesian: dict[str, Adapter] = {}
+    release: dict[str, Callable[[], None]] = {}
     for info in pkgutil.iter_modules(__path__):
         if info.name == "base":
             continue
@@ -36,9 +39,11 @@ def _discover() -> tuple[dict[str, Adapter], dict[str, Adapter]]:
                 raise RuntimeError(f"two {attribute} adapters for kind '{kind}' "
                                    f"(second in {module.__name__})")
             registry[kind] = adapter
-    return frequentist, bayesian
+        if hasattr(module, "release"):
+            release[kind] = module.release
+    return frequentist, bayesian, release
 
 
-FREQUENTIST, BAYESIAN = _discover()
+FREQUENTIST, BAYESIAN, RELEASE = _discover()
 
-__all__ = ["BAYESIAN", "FREQUENTIST", "Estimate", "Settings"]
+__all__ = ["BAYESIAN", "FREQUENTIST", "RELEASE", "Estimate", "Settings"]

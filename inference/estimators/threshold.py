@@ -191,6 +191,12 @@ def bayesian(sample: pd.DataFrame, spec: Spec, settings: Settings) -> Estimate:
     return Estimate(out.reindex(columns=columns), fits=fits, figures=figures)
 
 
+def release() -> None:
+    """Forget the kept fits: each holds its pointwise log-likelihood (104 MB for zhao2025),
+    and a study's later specifications of other kinds would otherwise run beside them."""
+    _FIT_CACHE.clear()
+
+
 def _fit(sample: pd.DataFrame, spec: Spec, settings: Settings, k: int):
     """The k-threshold posterior of this spec's data, sampled once per data and settings."""
     from models.threshold.bayes import fit_bayes_threshold
