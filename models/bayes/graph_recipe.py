@@ -25,6 +25,7 @@ import os
 import pickle
 import sys
 import tempfile
+from contextlib import contextmanager
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -193,6 +194,28 @@ def model_digest(model, var_names, free_shapes: dict[str, tuple[int, ...]]) -> s
         digest.update(part.encode())
         digest.update(b"\n")
     return digest.hexdigest()[:32]
+
+
+@contextmanager
+def compiling(path: Path | None):
+    """Hold the lock of the recipe at ``path`` (an exclusive ``flock`` on ``PATH.lock``)
+    while its model is compiled: a second process compiling the same model waits, then finds
+    the recipe and numba's entries stored. Released when the process ends, however it ends;
+    nothing is locked for a model without a recipe path or where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: compile without coordinating
+        fcntl = None
+    if path is None or fcntl is None:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def recipe_path(digest: str) -> Path:

@@ -246,16 +246,23 @@ def _graphs_from_recipe(model, recipe: dict[str, Any]) -> _Graphs | None:
                    recipe["remaining"])
 
 
-def _graphs(model, var_names, free_shapes) -> _Graphs:
-    """The compiled graphs of ``model``: from the stored recipe when there is one (no
-    rewriting), else compiled anew and their recipe stored."""
+def _recipe_path(model, var_names, free_shapes):
+    """Where the model's recipe lives (:mod:`models.bayes.graph_recipe`); None when the
+    model cannot be described."""
     from models.bayes import graph_recipe
 
     try:
-        path = graph_recipe.recipe_path(graph_recipe.model_digest(model, var_names,
+        return graph_recipe.recipe_path(graph_recipe.model_digest(model, var_names,
                                                                   free_shapes))
     except graph_recipe.UncacheableError:
-        path = None
+        return None
+
+
+def _graphs(model, var_names, free_shapes, path) -> _Graphs:
+    """The compiled graphs of ``model``: from the stored recipe at ``path`` when there is
+    one (no rewriting), else compiled anew and their recipe stored."""
+    from models.bayes import graph_recipe
+
     recipe = graph_recipe.load(path) if path is not None else None
     graphs = _graphs_from_recipe(model, recipe) if recipe is not None else None
     if graphs is None:
@@ -282,7 +289,7 @@ def compile_model(model, var_names=None):
     from nutpie.compile_pymc import _prepare_dims_and_coords
     from pymc.initial_point import make_initial_point_fn
 
-    from models.bayes import nutpie_cfunc
+    from models.bayes import graph_recipe, nutpie_cfunc
 
     point_fn = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
                                      return_transformed=True)
@@ -290,18 +297,22 @@ def compile_model(model, var_names=None):
     first_point = point_fn(0)
     names = [model.rvs_to_values[v].name for v in model.free_RVs]
     free_shapes = {n: tuple(np.shape(first_point[n])) for n in names}
-    graphs = _graphs(model, var_names, free_shapes)
-    logp_fn, expand_fn, shared = graphs.logp, graphs.expand, graphs.data
-    names, slices, free_list = graphs.free
-    remaining_names, remaining_shapes = graphs.remaining
-    n_dim = slices[-1].stop if slices else 0
-    offsets = nutpie_cfunc.user_data_layout(shared)
-    logp_c = nutpie_cfunc.logp_cfunc(logp_fn.function, logp_fn.key, n_dim,
-                                     logp_fn.data_names, shared, offsets)
-    expand_c = nutpie_cfunc.expand_cfunc(
-        expand_fn.function if expand_fn else None,
-        expand_fn.key if expand_fn else logp_fn.key, n_dim, remaining_shapes,
-        expand_fn.data_names if expand_fn else (), shared, offsets)
+    path = _recipe_path(model, var_names, free_shapes)
+    # Another process compiling this very model (the compiling helper, a parallel batch)
+    # holds its lock: waiting for it, then loading what it stored, beats compiling it twice.
+    with graph_recipe.compiling(path):
+        graphs = _graphs(model, var_names, free_shapes, path)
+        logp_fn, expand_fn, shared = graphs.logp, graphs.expand, graphs.data
+        names, slices, free_list = graphs.free
+        remaining_names, remaining_shapes = graphs.remaining
+        n_dim = slices[-1].stop if slices else 0
+        offsets = nutpie_cfunc.user_data_layout(shared)
+        logp_c = nutpie_cfunc.logp_cfunc(logp_fn.function, logp_fn.key, n_dim,
+                                         logp_fn.data_names, shared, offsets)
+        expand_c = nutpie_cfunc.expand_cfunc(
+            expand_fn.function if expand_fn else None,
+            expand_fn.key if expand_fn else logp_fn.key, n_dim, remaining_shapes,
+            expand_fn.data_names if expand_fn else (), shared, offsets)
 
     def initial_point(seed):
         with lock:

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,47 @@ def test_another_process_compiles_the_same_code(tmp_path):
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     assert results[0]["keys"] == results[1]["keys"] and results[0]["keys"][0]
     assert results[0]["value"] == results[1]["value"]
+
+
+_WAITER = """
+import sys
+sys.path.insert(0, {root!r})
+from models.bayes import graph_recipe, nutpie_compile
+from models.mediation.calibration import MediationCalibration
+graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
+def refuse(*args, **kwargs):
+    raise AssertionError("compiled anew")
+nutpie_compile._compile_graphs = refuse
+model = MediationCalibration(quick=True).model
+print("compiling", flush=True)
+nutpie_compile.compile_model(model)
+print("loaded", flush=True)
+"""
+
+
+def test_a_second_process_waits_for_the_model_being_compiled(tmp_path, monkeypatch):
+    """While one process holds a model's lock, another compiling the same model waits, then
+    loads the recipe the first stored instead of compiling it again."""
+    from pymc.initial_point import make_initial_point_fn
+
+    from models.mediation.calibration import MediationCalibration
+
+    monkeypatch.setattr(graph_recipe, "recipe_path", lambda digest: tmp_path / f"{digest}.pkl")
+    model = MediationCalibration(quick=True).model
+    point = make_initial_point_fn(model=model, jitter_rvs=set(model.free_RVs),
+                                  return_transformed=True)(0)
+    shapes = {model.rvs_to_values[v].name: tuple(np.shape(point[model.rvs_to_values[v].name]))
+              for v in model.free_RVs}
+    path = nutpie_compile._recipe_path(model, None, shapes)
+    source = _WAITER.format(root=str(ROOT), folder=str(tmp_path))
+    with graph_recipe.compiling(path):
+        child = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONHASHSEED": "0"})
+        assert child.stdout.readline().strip() == "compiling"
+        time.sleep(5)  # without the lock the child would find no recipe and compile
+        nutpie_compile._graphs(model, None, shapes, path)  # stores the recipe
+        assert child.poll() is None  # still waiting for the lock
+    out, err = child.communicate(timeout=600)
+    assert child.returncode == 0, err[-2000:]
+    assert out.strip() == "loaded"
