@@ -5,11 +5,10 @@ the other on one core (zhao2025 on a 2-core machine: 333 of 488 s), while the sa
 each fit uses the cores only between compiles. The compiled code goes to numba's and
 PyTensor's disk caches, which every process on the machine reads, so a second process that
 builds the same models fills those caches for the run: it goes through the study's Bayesian
-specifications (:mod:`inference.compile_worker`: the slowest kind to compile first, then
-from the last backwards), each fitted briefly into a temporary folder and thrown away, while
-the run goes forwards and finds compiled whatever the helper has reached. Nothing the helper
-computes reaches the run's results; what it changes is only how soon a compiled model is on
-disk.
+specifications from the last backwards (:mod:`inference.compile_worker`), each fitted
+briefly into a temporary folder and thrown away, while the run goes forwards and finds
+compiled whatever the helper has reached. Nothing the helper computes reaches the run's
+results; what it changes is only how soon a compiled model is on disk.
 
 The helper starts only when the caches were not filled for this study, these data and this
 code before: a run that finished its Bayesian fits leaves a mark under PyTensor's
@@ -101,11 +100,10 @@ class Helper:
 
     def reached(self, index: int) -> float:
         """Tell the helper the run has reached specification ``index`` (1-based), so that it
-        skips what the run has passed and stops where its way backwards meets the run; when
-        it is compiling that very specification, wait for it (at most ``WAIT_LIMIT_S``):
-        compiling it twice at once would halve the speed of both on a 2-core machine
-        (zhao2025's double threshold took 134 s so, against 55-99 s alone). Returns the
-        seconds waited."""
+        stops where its way backwards meets the run; when it is compiling that very
+        specification, wait for it (at most ``WAIT_LIMIT_S``): compiling it twice at once
+        would halve the speed of both on a 2-core machine (zhao2025's double threshold took
+        134 s so, against 55-99 s alone). Returns the seconds waited."""
         write_index(self.folder / REACHED, index)
         started = time.perf_counter()
         while (self.process.poll() is None and read_index(self.folder / WORKING) == index

@@ -1,6 +1,5 @@
-"""The compiling helper's process fits every Bayesian specification briefly, the first
-threshold specification first and then the others from the last backwards, into its own
-folder, and goes on past one that fails."""
+"""The compiling helper's process fits every Bayesian specification briefly, the last
+first, into its own folder, and goes on past one that fails."""
 
 from __future__ import annotations
 
@@ -9,25 +8,7 @@ from inference.estimators import BAYESIAN
 from inference.registry import load_study
 
 
-def _helper_keys(study):
-    """The order the helper takes: the first threshold specification, then the last first."""
-    first = next(s.key for s in study.specs if s.kind == "threshold")
-    return [first] + [s.key for s in reversed(study.specs)
-                      if s.bayes and s.kind in BAYESIAN and s.key != first]
-
-
-def test_ahead_order_puts_the_first_threshold_specification_first():
-    study = load_study("zhao2025")
-    order = compile_worker.ahead_order(study.specs)
-    assert sorted(order) == list(range(1, len(study.specs) + 1))
-    first_threshold = next(i for i, s in enumerate(study.specs, 1) if s.kind == "threshold")
-    assert order[0] == first_threshold and study.specs[order[0] - 1].key == \
-        "zhao2025 table 5 column 1"
-    rest = order[1:]
-    assert rest == sorted(rest, reverse=True)
-
-
-def test_specifications_go_in_ahead_order_briefly_and_past_failures(tmp_path, monkeypatch):
+def test_specifications_go_last_first_briefly_and_past_failures(tmp_path, monkeypatch):
     calls = []
 
     def fit(sample, spec, settings):
@@ -36,7 +17,7 @@ def test_specifications_go_in_ahead_order_briefly_and_past_failures(tmp_path, mo
             raise ValueError("not identified")
 
     study = load_study("zhao2025")
-    expected = _helper_keys(study)
+    expected = [s.key for s in reversed(study.specs) if s.bayes and s.kind in BAYESIAN]
     failing = expected[1]
     for kind in list(BAYESIAN):
         monkeypatch.setitem(BAYESIAN, kind, fit)
@@ -51,17 +32,16 @@ def test_specifications_go_in_ahead_order_briefly_and_past_failures(tmp_path, mo
     assert rows["zhao2025 table 3 column 4"] == 3204
 
 
-def test_the_helper_skips_what_the_run_has_passed_and_stops(tmp_path, monkeypatch):
+def test_the_helper_stops_where_the_run_has_passed(tmp_path, monkeypatch):
     calls = []
     for kind in list(BAYESIAN):
         monkeypatch.setitem(BAYESIAN, kind, lambda sample, spec, settings: calls.append(spec))
     study = load_study("zhao2025")
-    reached = 21  # the run is at Table 5 (1): the helper skips it, does 29 down to 22, stops
+    reached = 21  # the run is at Table 5 (1): the helper does 29 down to 22, then stops
     (tmp_path / "reached").write_text(str(reached))
     compile_worker.compile_study("zhao2025", {"seed": 1}, tmp_path, progress=lambda _: None)
     after = [s.key for s in study.specs[reached:] if s.bayes and s.kind in BAYESIAN]
     assert [s.key for s in calls] == list(reversed(after)) and len(after) >= 5
-    assert (tmp_path / "working").read_text() == "0"
 
 
 def test_options_travel_to_another_process_unchanged(tmp_path):
