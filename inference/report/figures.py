@@ -201,12 +201,15 @@ def _replicate_lines(ax, replicates: np.ndarray, observed: np.ndarray, counts: b
 
     if counts:
         grid = np.unique(np.concatenate([replicates.ravel(), observed]))
-        curves = (replicates[:, :, None] <= grid[None, None, :]).mean(axis=1)
+
+        def shares(values):  # the share of values at most each grid point
+            return np.searchsorted(np.sort(values), grid, side="right") / values.size
+
+        curves = np.array([shares(values) for values in replicates])
         # Steps: each share holds from its value to the next.
         segments = [np.column_stack([np.repeat(grid, 2)[1:], np.repeat(c, 2)[:-1]])
                     for c in curves]
-        lines = [(grid, (observed[:, None] <= grid[None, :]).mean(axis=0)),
-                 (grid, curves.mean(axis=0))]
+        lines = [(grid, shares(observed)), (grid, curves.mean(axis=0))]
         style = {"drawstyle": "steps-post"}
     else:
         # Each line on its own support, as ArviZ draws them; the mean on a common grid.
@@ -247,10 +250,13 @@ def ppc_plot(idata, title: str) -> str | None:
         picks = rng.choice(flat.shape[0], size=min(PPC_REPLICATES, flat.shape[0]),
                            replace=False)
         counts = values.dtype.kind == "i"
-        if observed.size < 2 or not np.all(np.isfinite(flat[picks])):
+        try:
+            if observed.size < 2 or not np.all(np.isfinite(flat[picks])):
+                raise ValueError("too few or non-finite values to draw")
+            _replicate_lines(axis, flat[picks].astype(float), observed, counts)
+        except (ValueError, FloatingPointError):
             plt.close(fig)
             return None
-        _replicate_lines(axis, flat[picks].astype(float), observed, counts)
         axis.set_title(str(name), fontsize=8)
         axis.legend(fontsize=6)
         if not counts:
