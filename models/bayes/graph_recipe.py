@@ -112,12 +112,24 @@ def _describe(value: Any) -> str:
     if callable(value) and hasattr(value, "__code__"):
         if getattr(value, "__closure__", None):
             raise UncacheableError(f"the function {value.__qualname__} closes over values")
-        return f"function:{value.__module__}.{value.__qualname__}"
+        # Its code too: a function outside models/ and the versioned libraries (a user's
+        # script) may change under the same name.
+        return f"function:{value.__module__}.{value.__qualname__}:{_code_digest(value.__code__)}"
     if hasattr(value, "__dict__") and type(value).__module__.startswith("pytensor."):
         # PyTensor's helper objects held by Ops (a scalar Op's output-type rule) compare by
         # class and fields.
         return f"{_qualified(type(value))}{_describe(vars(value))}"
     raise UncacheableError(f"cannot describe a {_qualified(type(value))}")
+
+
+def _code_digest(code) -> str:
+    """Digest of a function's bytecode and constants; nested code objects by their own digest
+    (their repr holds a memory address, which differs between processes)."""
+    digest = hashlib.sha256(code.co_code)
+    for constant in code.co_consts:
+        text = _code_digest(constant) if hasattr(constant, "co_code") else repr(constant)
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
 
 
 def _describe_transform(transform: Any) -> str:
