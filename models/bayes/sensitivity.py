@@ -63,14 +63,12 @@ def psens(idata, component: str, var_names: list[str], delta: float = 0.01) -> d
     derivative of the CJS distance at power 1/(1+delta) and 1+delta, the larger of the
     distances of the draws and of their negatives. Returns name -> DataArray over the
     variable's non-sample dimensions."""
-    from models.bayes.power_scaling import component_log_density
-    from models.bayes.psis import psislw
+    from models.bayes.power_scaling import component_log_density, power_scaled_weights
 
     log_density = component_log_density(idata, component)
     weights = []
     for alpha in (1 / (1 + delta), 1 + delta):
-        smoothed = psislw(((alpha - 1) * log_density)[None, :])[0][0]
-        w = np.exp(smoothed)
+        w = np.exp(power_scaled_weights(log_density, alpha)[0])
         weights.append(w / w.sum())
     result = {}
     post = idata.posterior

@@ -15,6 +15,7 @@ import pytest
 
 from models.bayes import graph_recipe, nutpie_compile
 from models.bayes.nutpie_compile import compile_model, logp_function
+from tests.models.bayes.test_nutpie_compile import _point
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -39,16 +40,6 @@ def _model(y, x, prior_sd=2.0):
         pm.Deterministic("twice_b", 2.0 * b)
         pm.Normal("obs", a + b * data, sigma, observed=y)
     return model
-
-
-def _point(model, x):
-    point, start = {}, 0
-    for value_var, initial in zip(model.value_vars, model.initial_point().values(),
-                                  strict=True):
-        size = int(np.size(initial))
-        point[value_var.name] = x[start:start + size].reshape(np.shape(initial))
-        start += size
-    return point
 
 
 def _assert_density_is_pymc(model, compiled):
