@@ -20,6 +20,10 @@ import math
 import numba
 import numpy as np
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
+
+_install_kernel_cache()
+
 # Versioned so that a change of the implementation cannot load an older cached one.
 DIGAMMA_VERSION = 1
 

@@ -15,6 +15,10 @@ import warnings
 import numba
 import numpy as np
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
+
+_install_kernel_cache()
+
 _TINY_LOG = float(np.log(np.finfo(float).tiny))
 _EPS = float(np.finfo(float).eps)
 

@@ -24,7 +24,10 @@ from typing import Any
 import numba
 import numpy as np
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
 from models.panel.kernels import quadratic_part
+
+_install_kernel_cache()
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 N_PARAMETERS = 4

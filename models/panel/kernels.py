@@ -8,6 +8,10 @@ import math
 import numba
 import numpy as np
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
+
+_install_kernel_cache()
+
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 

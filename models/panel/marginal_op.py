@@ -80,6 +80,9 @@ def _jitted():
     if "kernel" not in _COMPILED:
         import numba
 
+        from models.bayes.kernel_cache import install
+
+        install()
         _COMPILED["kernel"] = numba.njit(cache=True)(_kernel)
     return _COMPILED["kernel"]
 

@@ -19,7 +19,10 @@ import numba
 import numpy as np
 from numba import types
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
 from models.panel.scales_op import balanced_scales_logp
+
+_install_kernel_cache()
 
 LOGP_SIGNATURE = types.int64(types.uint64, types.CPointer(types.double),
                               types.CPointer(types.double), types.CPointer(types.double),

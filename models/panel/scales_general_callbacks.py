@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import numba
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
 from models.panel.scales_callbacks import LOGP_SIGNATURE, packed_view, store
 from models.panel.scales_op import general_scales_logp
+
+_install_kernel_cache()
 
 
 @numba.cfunc(LOGP_SIGNATURE, cache=True)

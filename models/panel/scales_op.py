@@ -27,7 +27,10 @@ import math
 import numba
 import numpy as np
 
+from models.bayes.kernel_cache import install as _install_kernel_cache
 from models.panel.collapsed_op import collapsed_logp
+
+_install_kernel_cache()
 
 # Prior families of the scales, by code in the packed vector; parameters in PyMC's order.
 SCALE_FAMILIES = {"halfnormal": 0, "halfstudentt": 1, "halfcauchy": 2, "exponential": 3,

@@ -24,7 +24,10 @@ import math
 import numba
 import numpy as np
 
-from models.threshold.row_kernels import NEGLIGIBLE, row_logsumexp, row_values, shifted_exp
+from models.bayes.kernel_cache import install as _install_kernel_cache
+from models.threshold.row_kernels import NEGLIGIBLE, row_logsumexp, row_values, row_weights
+
+_install_kernel_cache()
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -281,7 +284,7 @@ def conditional_draws(u, w, gram, configs, prior, uniforms, limit, rows):
         n_live = 0
         if by_rows:
             largest = row_values(u[s, 0], u[s, 1], w[s, 0, 1, 0], gram[0], rows, prior, values)
-            shifted_exp(values, largest, NEGLIGIBLE, weights, scratch)
+            row_weights(values, rows, largest, weights, scratch)
             for m in range(n_configs):
                 values[m] = weights[m]
                 if weights[m] > 0.0:  # exactly the terms above the cut
