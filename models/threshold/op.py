@@ -4,8 +4,9 @@ The Op computes log sum_gamma p(gamma) p(y~ | theta, gamma, sigma).
 
 One node of the PyMC graph computes the value and its gradient in the slopes theta and sigma
 together (:func:`models.threshold.kernels.marginal_loglik`, a numba kernel compiled
-with ``cache=True``, used both under nutpie's numba backend and by ``perform``), so the
-compiled log density is a handful of nodes whatever the number of thresholds and regressors.
+with ``cache=True``; ``perform`` calls it, and under nutpie's numba backend a compiled model
+calls it as a C function by name, :mod:`models.threshold.linked_kernel`), so the compiled log
+density is a handful of nodes whatever the number of thresholds and regressors.
 The Op has a PyTensor cache key (its sizes and the source of the kernels), so the compiled
 model is kept in PyTensor's numba cache and the next process loads it
 (:mod:`models.bayes.nutpie_compile`).
@@ -34,15 +35,15 @@ _SOURCE_HASH: list[str] = []
 
 
 def _kernel_source_hash() -> str:
-    """sha256 of the source of :mod:`models.threshold.kernels`, of the row kernels it calls
-    and of this module."""
+    """sha256 of the source of :mod:`models.threshold.kernels`, of the row kernels it calls,
+    of the C function around it and of this module."""
     if not _SOURCE_HASH:
         import hashlib
         from pathlib import Path
 
         here = Path(__file__).resolve().parent
         digest = hashlib.sha256()
-        for name in ("kernels.py", "row_kernels.py", "op.py"):
+        for name in ("kernels.py", "row_kernels.py", "linked_kernel.py", "op.py"):
             digest.update((here / name).read_bytes())
         _SOURCE_HASH.append(digest.hexdigest()[:16])
     return _SOURCE_HASH[0]
@@ -150,20 +151,37 @@ def _make_op_class():
 
     @register_funcify_and_cache_key(MarginalLogLik)
     def funcify(op, node, **kwargs):
+        from models.threshold.linked_kernel import external_kernel, kernel_dims
+
         n_fixed, n_regime, k, dof = op.n_fixed, op.n_regime, op.k, float(op.dof)
+        # the kernel by name, not linked in: see models.threshold.linked_kernel
+        kernel = external_kernel(_kernel_source_hash())
 
         @numba_njit
         def marginal(theta, sigma, yy, base_y, base_gram, split_y, split_base, split_diag,
                      gram, configs, prior, rows):
-            value, grad_theta, grad_sigma = marginal_loglik(
-                theta, sigma.item(), n_fixed, n_regime, k, dof, yy.item(), base_y, base_gram,
-                split_y, split_base, split_diag, gram, configs, prior, rows)
-            return np.asarray(value), grad_theta, np.asarray(grad_sigma)
+            for contiguous in (base_y.flags.c_contiguous, base_gram.flags.c_contiguous,
+                               split_y.flags.c_contiguous, split_base.flags.c_contiguous,
+                               split_diag.flags.c_contiguous, gram.flags.c_contiguous,
+                               configs.flags.c_contiguous, prior.flags.c_contiguous,
+                               rows.flags.c_contiguous):
+                if not contiguous:
+                    raise ValueError("the threshold statistics must be C-contiguous")
+            slopes = np.ascontiguousarray(theta)
+            size = slopes.shape[0]
+            dims = kernel_dims(size, n_fixed, n_regime, k, base_y, base_gram, split_y,
+                               split_base, split_diag, gram, configs, prior, rows)
+            out = np.empty(2 + size)
+            kernel(dims.ctypes, slopes.ctypes, sigma.item(), dof, yy.item(), base_y.ctypes,
+                   base_gram.ctypes, split_y.ctypes, split_base.ctypes, split_diag.ctypes,
+                   gram.ctypes, configs.ctypes, prior.ctypes, rows.ctypes, out.ctypes)
+            return np.asarray(out[0]), out[2:].copy(), np.asarray(out[1])
 
-        # PyTensor's cached graph code embeds the kernel: the key carries the kernels'
-        # source, so that editing them invalidates the graphs compiled with the old ones.
-        return marginal, f"MarginalLogLik-{op.n_fixed}-{op.n_regime}-{op.k}-{op.dof}-" \
-            f"{_kernel_source_hash()}"
+        # PyTensor's cached graph code names the kernel's symbol, which carries the kernels'
+        # source hash, as does this key: editing the kernels invalidates the graphs compiled
+        # against the old ones.
+        return marginal, f"MarginalLogLik-linked-{op.n_fixed}-{op.n_regime}-{op.k}-" \
+            f"{op.dof}-{_kernel_source_hash()}"
 
     return MarginalLogLik
 

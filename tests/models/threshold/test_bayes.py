@@ -153,13 +153,13 @@ def test_marginal_kernel_value_and_gradient(panel, demean, k):
     assert grad_sigma == pytest.approx(numeric_sigma, rel=1e-6)
 
 
-def test_numba_log_density_equals_python_backend(panel):
-    """The compiled (numba, as under nutpie) log density and gradient equal PyMC's default
-    backend, which runs the Op's ``perform``."""
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_numba_log_density_equals_python_backend(panel, k):
+    """The compiled (numba, as under nutpie) log density and gradient, which call the kernel
+    as a C function by name, equal PyMC's default backend, which runs the Op's ``perform``."""
     import pytensor
 
     data = prepare(panel, "hansen", grid_size=24, trim=0.1)
-    k = 2
     log_prior = threshold_log_prior(data.grid, k, "uniform", 2)
     priors = resolve_slope_priors(None, data, k)
     centre, chol = whitening(profile_fit(data, k, log_prior))
