@@ -160,21 +160,21 @@ def _make_op_class():
         @numba_njit
         def marginal(theta, sigma, yy, base_y, base_gram, split_y, split_base, split_diag,
                      gram, configs, prior, rows):
-            for contiguous in (base_y.flags.c_contiguous, base_gram.flags.c_contiguous,
-                               split_y.flags.c_contiguous, split_base.flags.c_contiguous,
-                               split_diag.flags.c_contiguous, gram.flags.c_contiguous,
-                               configs.flags.c_contiguous, prior.flags.c_contiguous,
-                               rows.flags.c_contiguous):
-                if not contiguous:
-                    raise ValueError("the threshold statistics must be C-contiguous")
+            # the C function reads plain C-ordered memory; numba's ascontiguousarray returns
+            # an array that already is (every statistic here) without copying it
             slopes = np.ascontiguousarray(theta)
+            arrays = (np.ascontiguousarray(base_y), np.ascontiguousarray(base_gram),
+                      np.ascontiguousarray(split_y), np.ascontiguousarray(split_base),
+                      np.ascontiguousarray(split_diag), np.ascontiguousarray(gram),
+                      np.ascontiguousarray(configs), np.ascontiguousarray(prior),
+                      np.ascontiguousarray(rows))
             size = slopes.shape[0]
-            dims = kernel_dims(size, n_fixed, n_regime, k, base_y, base_gram, split_y,
-                               split_base, split_diag, gram, configs, prior, rows)
+            dims = kernel_dims(size, n_fixed, n_regime, k, *arrays)
             out = np.empty(2 + size)
-            kernel(dims.ctypes, slopes.ctypes, sigma.item(), dof, yy.item(), base_y.ctypes,
-                   base_gram.ctypes, split_y.ctypes, split_base.ctypes, split_diag.ctypes,
-                   gram.ctypes, configs.ctypes, prior.ctypes, rows.ctypes, out.ctypes)
+            kernel(dims.ctypes, slopes.ctypes, sigma.item(), dof, yy.item(), arrays[0].ctypes,
+                   arrays[1].ctypes, arrays[2].ctypes, arrays[3].ctypes, arrays[4].ctypes,
+                   arrays[5].ctypes, arrays[6].ctypes, arrays[7].ctypes, arrays[8].ctypes,
+                   out.ctypes)
             return np.asarray(out[0]), out[2:].copy(), np.asarray(out[1])
 
         # PyTensor's cached graph code names the kernel's symbol, which carries the kernels'
