@@ -6,10 +6,10 @@ optimise and generate it again with its own. The marginal log likelihood
 (:func:`models.threshold.kernels.marginal_loglik`) is large, so every compiled threshold model
 (each number of thresholds, each set of regressors) spent 7-11 s of a cold start generating
 the same kernel once more: the four models of a 0-3 threshold comparison on Hansen's data
-took 84 s to compile on empty caches that way, and take 54 s this way. Here the kernel is compiled once per machine as a C function
-(``numba.cfunc``, cached on disk), registered with LLVM under a name, and the models call that
-name as an external function: their code holds the name, not the kernel, and the name is
-resolved in each process when the code is loaded. The name carries a digest of the kernels'
+took 84 s to compile on empty caches that way, and take 54 s this way. Here the kernel is
+compiled once per machine as a C function (``numba.cfunc``, cached on disk), registered with
+LLVM under a name, and the models call that name as an external function: their code holds
+the name, not the kernel, and the name is resolved in each process when the code is loaded. The name carries a digest of the kernels'
 source, so a model compiled against other kernels never finds this one.
 
 C signature: ``void f(int64 *dims, double *theta, double sigma, double dof, double yy,

@@ -35,17 +35,15 @@ _SOURCE_HASH: list[str] = []
 
 
 def _kernel_source_hash() -> str:
-    """sha256 of the source of :mod:`models.threshold.kernels`, of the row kernels it calls,
-    of the C function around it and of this module."""
+    """The digest numba's kernel cache stamps this subpackage with
+    (:func:`models.bayes.kernel_cache.subpackage_stamp`: every numba file here, the kernels,
+    the C function around them and this module among them), shortened."""
     if not _SOURCE_HASH:
-        import hashlib
         from pathlib import Path
 
-        here = Path(__file__).resolve().parent
-        digest = hashlib.sha256()
-        for name in ("kernels.py", "row_kernels.py", "linked_kernel.py", "op.py"):
-            digest.update((here / name).read_bytes())
-        _SOURCE_HASH.append(digest.hexdigest()[:16])
+        from models.bayes.kernel_cache import subpackage_stamp
+
+        _SOURCE_HASH.append(subpackage_stamp(Path(__file__).resolve().parent)[:16])
     return _SOURCE_HASH[0]
 
 
