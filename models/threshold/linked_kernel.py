@@ -9,8 +9,9 @@ the same kernel once more: the four models of a 0-3 threshold comparison on Hans
 took 84 s to compile on empty caches that way, and take 54 s this way. Here the kernel is
 compiled once per machine as a C function (``numba.cfunc``, cached on disk), registered with
 LLVM under a name, and the models call that name as an external function: their code holds
-the name, not the kernel, and the name is resolved in each process when the code is loaded. The name carries a digest of the kernels'
-source, so a model compiled against other kernels never finds this one.
+the name, not the kernel, and the name is resolved in each process when the code is loaded.
+The name carries a digest of the kernels' source, so a model compiled against other kernels
+never finds this one.
 
 C signature: ``void f(int64 *dims, double *theta, double sigma, double dof, double yy,
 double *base_y, double *base_gram, double *split_y, double *split_base, double *split_diag,
