@@ -13,11 +13,14 @@ the name, not the kernel, and the name is resolved in each process when the code
 The name carries a digest of the kernels' source, so a model compiled against other kernels
 never finds this one.
 
-C signature: ``void f(int64 *dims, double *theta, double sigma, double dof, double yy,
+C signature: ``int64 f(int64 *dims, double *theta, double sigma, double dof, double yy,
 double *base_y, double *base_gram, double *split_y, double *split_base, double *split_diag,
 double *gram, int64 *configs, double *prior, int64 *rows, double *out)``, every array
 C-contiguous, ``dims`` as :func:`kernel_dims` lays it out, and ``out`` receiving the value,
-d/dsigma and d/dtheta (2 + P entries).
+d/dsigma and d/dtheta (2 + P entries). It returns 0, or 1 when the kernel raised (a sigma
+that underflowed to zero, say): a C function cannot pass a Python exception on, and numba
+would print the exception, drop it and leave ``out`` as it was, so the caller raises instead
+(:mod:`models.threshold.op`) and the sampler rejects the point as it did before.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ N_DIMS = 4 + sum(_RANKS)
 
 _DOUBLES = types.CPointer(types.double)
 _INTS = types.CPointer(types.int64)
-SIGNATURE = types.void(_INTS, _DOUBLES, types.double, types.double, types.double,
+SIGNATURE = types.int64(_INTS, _DOUBLES, types.double, types.double, types.double,
                        _DOUBLES, _DOUBLES, _DOUBLES, _DOUBLES, _DOUBLES, _DOUBLES,
                        _INTS, _DOUBLES, _INTS, _DOUBLES)
 
@@ -60,13 +63,17 @@ def _c_marginal_loglik(dims_, theta_, sigma, dof, yy, base_y_, base_gram_, split
     prior = numba.carray(prior_, (dims[20],))
     rows = numba.carray(rows_, (dims[21], dims[22]))
     out = numba.carray(out_, (2 + size,))
-    value, grad_theta, grad_sigma = marginal_loglik(
-        theta, sigma, n_fixed, n_regime, k, dof, yy, base_y, base_gram, split_y, split_base,
-        split_diag, gram, configs, prior, rows)
+    try:
+        value, grad_theta, grad_sigma = marginal_loglik(
+            theta, sigma, n_fixed, n_regime, k, dof, yy, base_y, base_gram, split_y,
+            split_base, split_diag, gram, configs, prior, rows)
+    except Exception:
+        return 1
     out[0] = value
     out[1] = grad_sigma
     for p in range(size):
         out[2 + p] = grad_theta[p]
+    return 0
 
 
 _REGISTERED: dict[str, Any] = {}

@@ -169,10 +169,13 @@ def _make_op_class():
             size = slopes.shape[0]
             dims = kernel_dims(size, n_fixed, n_regime, k, *arrays)
             out = np.empty(2 + size)
-            kernel(dims.ctypes, slopes.ctypes, sigma.item(), dof, yy.item(), arrays[0].ctypes,
-                   arrays[1].ctypes, arrays[2].ctypes, arrays[3].ctypes, arrays[4].ctypes,
-                   arrays[5].ctypes, arrays[6].ctypes, arrays[7].ctypes, arrays[8].ctypes,
-                   out.ctypes)
+            status = kernel(dims.ctypes, slopes.ctypes, sigma.item(), dof, yy.item(),
+                            arrays[0].ctypes, arrays[1].ctypes, arrays[2].ctypes,
+                            arrays[3].ctypes, arrays[4].ctypes, arrays[5].ctypes,
+                            arrays[6].ctypes, arrays[7].ctypes, arrays[8].ctypes, out.ctypes)
+            if status != 0:
+                # what the kernel raised, passed on (the C function could not)
+                raise FloatingPointError("the threshold log likelihood failed at this point")
             return np.asarray(out[0]), out[2:].copy(), np.asarray(out[1])
 
         # PyTensor's cached graph code names the kernel's symbol, which carries the kernels'

@@ -173,6 +173,24 @@ def test_numba_log_density_equals_python_backend(panel, k):
         assert np.allclose(left, right, rtol=1e-10, atol=1e-10)
 
 
+def test_numba_log_density_raises_where_the_kernel_raises(panel):
+    """A sigma that underflows to zero makes the kernel raise; through the C function the
+    compiled log density raises too instead of returning what its output buffer held."""
+    import pytensor
+
+    data = prepare(panel, "hansen", grid_size=24, trim=0.1)
+    log_prior = threshold_log_prior(data.grid, 2, "uniform", 2)
+    priors = resolve_slope_priors(None, data, 2)
+    centre, chol = whitening(profile_fit(data, 2, log_prior))
+    model = build_threshold_model(data, 2, priors, log_prior, centre, chol)
+    point = [np.zeros(centre.size), np.array(-800.0)]  # exp(-800) is 0.0 in float64
+    outputs = [model.logp(), *pytensor.grad(model.logp(), model.value_vars)]
+    with pytest.raises(ZeroDivisionError):
+        pytensor.function(model.value_vars, outputs)(*point)
+    with pytest.raises(FloatingPointError, match="threshold log likelihood failed"):
+        pytensor.function(model.value_vars, outputs, mode="NUMBA")(*point)
+
+
 def test_threshold_prior_is_ordered_uniform_with_gaps():
     grid = np.linspace(0.0, 1.0, 10)
     log_prior = threshold_log_prior(grid, 2, "uniform", 3)
