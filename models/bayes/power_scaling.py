@@ -45,8 +45,10 @@ def component_log_density(idata, component: str) -> np.ndarray:
     total = None
     for variable in data.data_vars.values():
         extra = [d for d in variable.dims if d not in ("chain", "draw")]
-        summed = variable.sum(dim=extra) if extra else variable
-        values = np.asarray(summed.transpose("chain", "draw").values, dtype=float).reshape(-1)
+        values = np.asarray(variable.transpose("chain", "draw", *extra).values, dtype=float)
+        # numpy's plain sum: xarray's default skips NaN (8x slower on a (4, 1000, 3252)
+        # log likelihood) and would hide a failed term that NaN here makes visible.
+        values = values.reshape(values.shape[0] * values.shape[1], -1).sum(axis=1)
         total = values if total is None else total + values
     if total is None:
         raise ValueError(f"the {group} group holds no variables")

@@ -174,9 +174,24 @@ def psislw(log_weights: np.ndarray, reff: float = 1.0) -> tuple[np.ndarray, np.n
     return out, k
 
 
+@numba.njit(cache=True)
+def _logsumexp_rows(values, b_inv, out):
+    for i in range(values.shape[0]):
+        top = -np.inf
+        for j in range(values.shape[1]):
+            top = max(top, values[i, j])
+        total = 0.0
+        for j in range(values.shape[1]):
+            total += np.exp(values[i, j] - top)
+        out[i] = np.log(total / b_inv) + top
+
+
 def _row_logsumexp(values: np.ndarray, b_inv: float = 1.0) -> np.ndarray:
-    top = values.max(axis=1, keepdims=True)
-    return (np.log(np.exp(values - top).sum(axis=1) / b_inv) + top[:, 0])
+    """log(sum_j exp(values_ij) / b_inv) per row, in one pass of numba loops: numpy's form
+    made two temporaries of the whole (observations x draws) array and took most of a LOO."""
+    out = np.empty(values.shape[0])
+    _logsumexp_rows(np.ascontiguousarray(values, dtype=np.float64), float(b_inv), out)
+    return out
 
 
 def loo(idata, var_name: str | None = None):

@@ -76,6 +76,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
+from models.bayes.log_prior import compute_log_prior
 from models.bayes.panel_priors import PanelPriors
 from models.bayes.priors import Prior, PriorSpecError
 from models.bayes.sampler import sample_model
@@ -284,7 +285,6 @@ def fit_bayes_heterogeneity(
     -------
     BayesHeterogeneityFit
     """
-    import pymc as pm
 
     start_total = _time.perf_counter()
     design = prepare_heterogeneity(df, outcome, regressors, group, unit, time, focal,
@@ -316,10 +316,7 @@ def fit_bayes_heterogeneity(
             "unit_sd", "year_sd")
     prior_vars = [v.name for v in model.free_RVs
                   if v.name in keep or v.name.startswith(tuple(f"{k}_" for k in keep))]
-    if "log_prior" in idata.groups():
-        del idata.log_prior
-    pm.compute_log_prior(idata, model=model, var_names=prior_vars, progressbar=False,
-                         compile_kwargs={"mode": "NUMBA"})
+    compute_log_prior(idata, model, prior_vars)
     if chosen == "collapsed":
         _add_common_slope_log_prior(idata, slope_prior(design, resolved))
     if chosen in ("centred", "collapsed"):

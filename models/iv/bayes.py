@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
+from models.bayes.log_prior import compute_log_prior
 from models.bayes.panel_priors import DEFAULT_SCALE_MULTIPLIER, PanelPriors
 from models.bayes.priors import (
     Prior,
@@ -444,7 +445,6 @@ def fit_bayes_iv(
         outcome and the endogenous regressor in levels, effects included
         (:mod:`models.iv.predictive`), beside them in ``observed_data``.
     """
-    import pymc as pm
 
     start_total = _time.perf_counter()
     controls = [controls] if isinstance(controls, str) else list(controls)
@@ -459,10 +459,7 @@ def fit_bayes_iv(
     idata.add_groups({"constant_data": matrix_dataset(
         "system", design.data, [outcome, endogenous, *instruments, *controls])})
     add_iv_predictive(idata, design, seed)
-    if "log_prior" in idata.groups():
-        del idata.log_prior
-    pm.compute_log_prior(idata, model=model, var_names=[v.name for v in model.free_RVs],
-                         progressbar=False, compile_kwargs={"mode": "NUMBA"})
+    compute_log_prior(idata, model, [v.name for v in model.free_RVs])
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
     spec = {

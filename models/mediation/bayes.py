@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
+from models.bayes.log_prior import compute_log_prior
 from models.bayes.sampler import _blas_controller, run_nutpie, sample_model
 from models.bayes.storage import matrix_dataset, stored_matrix
 from models.bayes.summary import summary_row
@@ -277,7 +278,6 @@ def fit_bayes_mediation(
         mediator in levels, effects included (:mod:`models.mediation.predictive`), beside
         them in ``observed_data``.
     """
-    import pymc as pm
 
     start_total = _time.perf_counter()
     mediators = [mediators] if isinstance(mediators, str) else list(mediators)
@@ -304,8 +304,8 @@ def fit_bayes_mediation(
     if log_prior is not None:
         idata.add_groups({"log_prior": log_prior(idata.posterior)})
     else:
-        pm.compute_log_prior(idata, model=model, var_names=[v.name for v in model.free_RVs],
-                             progressbar=False, compile_kwargs={"mode": "FAST_COMPILE"})
+        compute_log_prior(idata, model, [v.name for v in model.free_RVs],
+                          mode="FAST_COMPILE")
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
     spec = {

@@ -133,6 +133,7 @@ import numpy as np
 import pandas as pd
 
 from models.bayes.fit import PosteriorFit
+from models.bayes.log_prior import compute_log_prior
 from models.bayes.panel_priors import PanelPriors
 from models.bayes.sampler import SAMPLERS, sample_model
 from models.bayes.summary import summary_row
@@ -225,18 +226,22 @@ class BayesPanelFit(PosteriorFit):
         return super().tidy(auxiliary)
 
     def _build_tidy(self, auxiliary: bool) -> pd.DataFrame:
+        if not auxiliary:
+            # The slopes' rows of the full table, which the convergence checks build anyway:
+            # R-hat and ESS are most of a summary's cost.
+            full = self.tidy(auxiliary=True)
+            return full.iloc[:len(self.regressors)].reset_index(drop=True)
         posterior = self.idata.posterior
         entries: list[tuple[str, np.ndarray]] = []
         slope = posterior["slope"]
         for name in self.regressors:
             entries.append((name, slope.sel(coef=name).values))
-        if auxiliary:
-            for name in ("intercept", "sigma", "unit_sd", "year_sd", "nu", "alpha"):
-                if name in posterior:
-                    entries.append((name, posterior[name].values))
-            if "between" in posterior:
-                for name in self.regressors:
-                    entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
+        for name in ("intercept", "sigma", "unit_sd", "year_sd", "nu", "alpha"):
+            if name in posterior:
+                entries.append((name, posterior[name].values))
+        if "between" in posterior:
+            for name in self.regressors:
+                entries.append((f"mundlak_{name}", posterior["between"].sel(coef=name).values))
         return pd.DataFrame([summary_row(term, draws, self.spec["n_obs"], self.divergences)
                              for term, draws in entries])
 
@@ -443,15 +448,7 @@ def fit_bayes_twfe(
         for v in model.free_RVs
         if v.name in roles or v.name in extra or v.name.startswith(("slope_", "between_"))
     ]
-    if "log_prior" in idata.groups():
-        del idata.log_prior
-    pm.compute_log_prior(
-        idata,
-        model=model,
-        var_names=prior_vars,
-        progressbar=False,
-        compile_kwargs={"mode": "NUMBA"},
-    )
+    compute_log_prior(idata, model, prior_vars)
     if mode == "collapsed":
         idata.log_prior = idata.log_prior.assign(linear_terms_log_prior(
             idata.posterior, resolved.intercept,
