@@ -91,10 +91,14 @@ def store_replicates(idata, subset, replicates: Mapping[str, np.ndarray],
 def _moment_ratios(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Skewness and excess kurtosis along the last axis."""
     centred = values - values.mean(axis=-1, keepdims=True)
-    variance = (centred**2).mean(axis=-1)
+    # Products, not powers: numpy's ** 3 and ** 4 call pow per element (most of the cost on
+    # 4,000 replicates of 3,252 rows).
+    squared = centred * centred
+    variance = squared.mean(axis=-1)
+    third = (squared * centred).mean(axis=-1)
+    squared *= squared
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ((centred**3).mean(axis=-1) / variance**1.5,
-                (centred**4).mean(axis=-1) / variance**2 - 3.0)
+        return third / variance**1.5, squared.mean(axis=-1) / variance**2 - 3.0
 
 
 def is_count(values: np.ndarray) -> bool:

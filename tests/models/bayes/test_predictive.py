@@ -79,3 +79,21 @@ def test_counts_get_the_share_of_zeros_and_the_dispersion_index():
     assert table.loc["share_zero", "p_value"] == 0.0 and table.loc["share_zero", "extreme"]
     assert abs(table.loc["variance/mean", "replicated_mean"] - 1.0) < 0.05
     assert table.loc["variance/mean", "p_value"] == 0.0  # observed overdispersed
+
+
+def test_ppc_statistics_equal_scipy_moments():
+    """The replicated statistics are scipy's (population) skewness and excess kurtosis, the
+    share of zeros and the variance-to-mean ratio, row by row."""
+    from scipy import stats
+
+    from models.bayes.predictive import ppc_statistics
+
+    values = np.random.default_rng(2).poisson(3.0, size=(7, 500)).astype(float)
+    got = ppc_statistics(values, counts=True)
+    np.testing.assert_allclose(got["skewness"], stats.skew(values, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got["kurtosis"], stats.kurtosis(values, axis=1), rtol=1e-12)
+    np.testing.assert_allclose(got["mean"], values.mean(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(got["sd"], values.std(axis=1), rtol=1e-14)
+    np.testing.assert_allclose(got["share_zero"], (values == 0).mean(axis=1))
+    np.testing.assert_allclose(got["variance/mean"], values.var(axis=1) / values.mean(axis=1),
+                               rtol=1e-14)
