@@ -56,7 +56,11 @@ def compute_log_prior(idata, model, var_names: Sequence[str], mode: str = "NUMBA
     data_vars = {}
     for name, result in zip(var_names, results, strict=True):
         result = np.asarray(result).reshape(n_chain, n_draw, *np.shape(result)[1:])
-        event_dims = list(dims.get(name) or [f"{name}_dim_{j}" for j in range(result.ndim - 2)])
+        # A multivariate prior (MvNormal, a random-walk CustomDist) has one log density per
+        # vector, so the variable's own dims name a shape its log prior does not have.
+        declared = list(dims.get(name) or [])
+        event_dims = (declared if len(declared) == result.ndim - 2
+                      else [f"{name}_dim_{j}" for j in range(result.ndim - 2)])
         data_vars[name] = xr.DataArray(result, dims=["chain", "draw", *event_dims])
     used = {d for array in data_vars.values() for d in array.dims}
     group = xr.Dataset(data_vars, coords={"chain": posterior["chain"].values,

@@ -12,9 +12,9 @@ from models.bayes.priors import FAMILIES, Prior
 
 def _model_and_draws():
     """A model with every prior family of :data:`FAMILIES` as a scalar, a vector prior with
-    named dims, a hierarchical normal, a zero-sum effect and the bounded families the models
-    use; its 'posterior' is 2 chains x 40 prior draws (what the densities are evaluated at
-    does not matter to the comparison)."""
+    named dims, a multivariate normal (one log density per vector), a hierarchical normal, a
+    zero-sum effect and the bounded families the models use; its 'posterior' is 2 chains x 40
+    prior draws (what the densities are evaluated at does not matter to the comparison)."""
     import pymc as pm
 
     params = {"normal": (0.5, 2.0), "studentt": (4.0, 0.0, 1.5), "cauchy": (0.0, 2.0),
@@ -34,6 +34,8 @@ def _model_and_draws():
         pm.Normal("group_mean", mu=mu, sigma=tau, dims="group")
         pm.ZeroSumNormal("year_effect", sigma=tau, shape=5)
         pm.Beta("share", 2.0, 3.0)
+        pm.MvNormal("joint", mu=np.zeros(3), cov=np.array([[1.0, 0.3, 0.0], [0.3, 2.0, 0.1],
+                                                             [0.0, 0.1, 0.5]]), dims="coef")
         pm.TruncatedNormal("rho", mu=0.2, sigma=0.5, lower=-1.0, upper=1.0)
     rng = np.random.default_rng(3)
     with model:
@@ -44,7 +46,7 @@ def _model_and_draws():
                  for name in prior.data_vars}
     posterior["p_flat"] = rng.normal(size=(2, 40))
     posterior["p_halfflat"] = rng.exponential(size=(2, 40))
-    dims = {"slope": ["coef"], "group_mean": ["group"]}
+    dims = {"slope": ["coef"], "group_mean": ["group"], "joint": ["coef"]}
     return model, az.from_dict(posterior=posterior, coords=coords, dims=dims)
 
 
@@ -56,7 +58,7 @@ def test_log_prior_equals_pymc_compute_log_prior(mode):
 
     model, idata = _model_and_draws()
     names = ([v.name for v in model.free_RVs] if mode == "FAST_COMPILE"
-             else ["slope", "tau", "group_mean", "year_effect", "rho"])
+             else ["slope", "tau", "group_mean", "year_effect", "rho", "joint"])
     ours = compute_log_prior(idata.copy(), model, names, mode=mode).log_prior
     reference = pm.compute_log_prior(idata.copy(), model=model, var_names=names,
                                      progressbar=False,
