@@ -62,12 +62,23 @@ def _data_scalar(variable) -> bool:
 class GraphFunction:
     """A compiled PyTensor graph f(x, *data): its numba function, the names of its data
     inputs (``pm.Data`` names or generated ``__PREFIX_constant_j`` names) and whether numba's
-    on-disk cache holds its code."""
+    on-disk cache holds its code. From a recipe, ``function`` is None until :meth:`built`:
+    the cached ``cfunc`` around it needs only its ``key``."""
 
     function: Any
     data_names: tuple[str, ...]
     cached: bool
     key: str | None = None
+    graph: bytes | None = None  # the recipe's rewritten graph, to build ``function`` from
+
+    def built(self) -> GraphFunction:
+        """This function with its numba function compiled (from the recipe's graph)."""
+        if self.function is not None:
+            return self
+        from models.bayes import graph_recipe
+
+        function = graph_recipe.function_from_graph(*graph_recipe.from_bytes(self.graph))
+        return _graph_function(function, self.data_names)
 
 
 def lift_data(inputs, outputs, prefix: str) -> tuple[list, list, dict[str, np.ndarray]]:
@@ -191,6 +202,7 @@ def _compile_graphs(model, var_names, free_shapes) -> tuple[_Graphs, dict[str, A
     :mod:`models.bayes.graph_recipe` stores for the next process."""
     import pytensor
     from nutpie.compile_pymc import _compute_shapes
+    from pytensor.graph.traversal import io_toposort
 
     joined, logp, grad, replacements, free = _value_var_graphs(model, free_shapes)
     logp_fn, data, logp_graph = compile_graph([joined], [logp, grad], model, prefix="logp")
@@ -213,16 +225,26 @@ def _compile_graphs(model, var_names, free_shapes) -> tuple[_Graphs, dict[str, A
     graphs = _Graphs(logp_fn, expand_fn, data, free,
                      ([v.name for v in remaining], remaining_shapes))
     constants = {name: value for name, value in data.items() if name.startswith("__")}
+    outputs = [logp, grad, *remaining]
+    native = sorted({node.op for node in io_toposort([joined], outputs)
+                     if hasattr(node.op, "load_native_symbols")}, key=str)
     recipe = {"graphs": graphs_bytes, "constants": constants, "free": free,
               "remaining": graphs.remaining,
               "data_names": {"logp": logp_fn.data_names,
-                             "expand": expand_fn.data_names if expand_fn else ()}}
+                             "expand": expand_fn.data_names if expand_fn else ()},
+              "keys": {"logp": logp_fn.key, "expand": expand_fn.key if expand_fn else None},
+              "native": native}
     return graphs, recipe
 
 
 def _graphs_from_recipe(model, recipe: dict[str, Any]) -> _Graphs | None:
-    """The compiled graphs of a stored recipe, the data containers' values read from
-    ``model``; None when the model lacks a container the recipe names."""
+    """The graphs of a stored recipe, the data containers' values read from ``model``; None
+    when the model lacks a container the recipe names. A recipe that names the numba cache
+    keys of its functions gives them unbuilt (:meth:`GraphFunction.built`): PyTensor's
+    conversion of every Op, 1-1.5 s per model, is then paid only if numba's cache lacks the
+    ``cfunc`` (the recipe's digest covers the libraries and ``models/``, so the same key
+    means the same code). An Op whose numba code calls a C symbol of its own declares
+    ``load_native_symbols()``; the recipe keeps those Ops and calls it before the load."""
     from pytensor.compile.sharedvalue import SharedVariable
 
     from models.bayes import graph_recipe, numba_special
@@ -239,9 +261,18 @@ def _graphs_from_recipe(model, recipe: dict[str, Any]) -> _Graphs | None:
                 return None
             data[name] = np.array(container.get_value(), order="C")
     functions = {}
+    keys = recipe.get("keys") or {}
+    # Code loaded from numba's cache names the C symbols such an Op registers while it is
+    # converted; unconverted, the Op registers them here or LLVM aborts the process.
+    for op in recipe.get("native", ()):
+        op.load_native_symbols()
     for part, blob in recipe["graphs"].items():
+        names = tuple(recipe["data_names"][part])
+        if keys.get(part) is not None:
+            functions[part] = GraphFunction(None, names, True, keys[part], blob)
+            continue
         function = graph_recipe.function_from_graph(*graph_recipe.from_bytes(blob))
-        functions[part] = _graph_function(function, tuple(recipe["data_names"][part]))
+        functions[part] = _graph_function(function, names)
     return _Graphs(functions["logp"], functions.get("expand"), data, recipe["free"],
                    recipe["remaining"])
 
@@ -307,12 +338,19 @@ def compile_model(model, var_names=None):
         remaining_names, remaining_shapes = graphs.remaining
         n_dim = slices[-1].stop if slices else 0
         offsets = nutpie_cfunc.user_data_layout(shared)
-        logp_c = nutpie_cfunc.logp_cfunc(logp_fn.function, logp_fn.key, n_dim,
-                                         logp_fn.data_names, shared, offsets)
-        expand_c = nutpie_cfunc.expand_cfunc(
-            expand_fn.function if expand_fn else None,
-            expand_fn.key if expand_fn else logp_fn.key, n_dim, remaining_shapes,
-            expand_fn.data_names if expand_fn else (), shared, offsets)
+
+        def logp_c_of(function: GraphFunction):
+            return nutpie_cfunc.logp_cfunc(function.function, function.key, n_dim,
+                                           function.data_names, shared, offsets)
+
+        def expand_c_of(function: GraphFunction | None):
+            return nutpie_cfunc.expand_cfunc(
+                function.function if function else None,
+                function.key if function else logp_fn.key, n_dim, remaining_shapes,
+                function.data_names if function else (), shared, offsets)
+
+        logp_c = _cached_cfunc(logp_c_of, logp_fn)
+        expand_c = _cached_cfunc(expand_c_of, expand_fn)
 
     def initial_point(seed):
         with lock:
@@ -335,6 +373,21 @@ def compile_model(model, var_names=None):
         shape_info=shape_info, logp_func=None, expand_func=None, _n_dim=n_dim,
         _shapes=dict(zip(all_names, all_shapes, strict=True)), _coords=coords, cached=cached,
         cache_keys=(logp_fn.key, expand_fn.key if expand_fn else None))
+
+
+def _cached_cfunc(make, function: GraphFunction | None):
+    """``make(function)``: the ``cfunc`` around ``function``, loaded from numba's cache without
+    building ``function`` where it is unbuilt, else built first."""
+    if function is None or function.function is not None:
+        return make(function)
+    from numba.core.errors import TypingError
+
+    try:
+        # Unbuilt, the inner function is a placeholder numba cannot type: a cache hit never
+        # looks at it, a miss fails here and the function is built.
+        return make(function)
+    except TypingError:
+        return make(function.built())
 
 
 def logp_function(compiled):

@@ -124,6 +124,13 @@ def _make_op_class():
             # (models.bayes.graph_recipe) names the module-level factory instead.
             return marginal_loglik_op, (self.n_fixed, self.n_regime, self.k, self.dof)
 
+        def load_native_symbols(self):
+            """Register the kernel's C symbol with LLVM (converting the Op does it too): graph
+            code loaded from numba's cache calls the kernel by that name."""
+            from models.threshold.linked_kernel import external_kernel
+
+            external_kernel(_kernel_source_hash())
+
         def make_node(self, theta, sigma, *statistics):
             theta = pt.as_tensor(theta, dtype="float64")
             sigma = pt.as_tensor(sigma, dtype="float64")

@@ -80,6 +80,27 @@ def test_second_compile_loads_the_recipe_on_new_container_data(recipes, monkeypa
     assert draws_names == first.shape_info[0] and "twice_b" in draws_names
 
 
+def test_a_recipe_whose_cfunc_numba_lacks_builds_its_function(recipes, monkeypatch):
+    """A recipe's functions stay unbuilt while numba's cache holds the C function around them;
+    where it does not (here: a new version of the wrapper's source), they are built from the
+    stored graph and the density is still PyMC's."""
+    import uuid
+
+    from models.bayes import nutpie_cfunc
+
+    y, x = _data(4)
+    compile_model(_model(y, x))
+    _forbid_rewriting(monkeypatch)
+    monkeypatch.setattr(nutpie_cfunc, "CFUNC_VERSION", f"test{uuid.uuid4().hex}")
+    built = []
+    original = nutpie_compile.GraphFunction.built
+    monkeypatch.setattr(nutpie_compile.GraphFunction, "built",
+                        lambda self: built.append(self.key) or original(self))
+    model = _model(y, x)
+    _assert_density_is_pymc(model, compile_model(model))
+    assert len(built) == 2  # the log density and the expansion
+
+
 def _diagonal_model(y):
     """Rows of y ~ MvNormal(mu, diag(scale^2)): the diagonal covariance is an OpFromGraph
     (AllocDiag) whose inner graph the numba backend rewrites when it compiles it."""

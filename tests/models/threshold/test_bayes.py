@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -189,6 +194,50 @@ def test_numba_log_density_raises_where_the_kernel_raises(panel):
         pytensor.function(model.value_vars, outputs)(*point)
     with pytest.raises(FloatingPointError, match="threshold log likelihood failed"):
         pytensor.function(model.value_vars, outputs, mode="NUMBA")(*point)
+
+
+_FRESH_PROCESS = """
+import json, sys
+sys.path.insert(0, {root!r})
+import numpy as np
+from models.bayes import graph_recipe, nutpie_compile
+from models.threshold.data import threshold_log_prior
+from models.threshold.likelihood import profile_fit
+from models.threshold.model import build_threshold_model, whitening
+from models.threshold.priors import resolve_slope_priors
+from tests.models.threshold.test_bayes import prepare, simulate_panel
+graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
+if {forbid}:
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled anew")
+    nutpie_compile._compile_graphs = refuse
+data = prepare(simulate_panel(gammas=(-0.5, 0.6), deltas=(1.0, 2.0, 0.5)), grid_size=24,
+               trim=0.1)
+log_prior = threshold_log_prior(data.grid, 2, "uniform", 2)
+centre, chol = whitening(profile_fit(data, 2, log_prior))
+model = build_threshold_model(data, 2, resolve_slope_priors(None, data, 2), log_prior, centre,
+                              chol)
+compiled = nutpie_compile.compile_model(model)
+x = np.random.default_rng(4).normal(size=compiled._n_dim)
+value, gradient = nutpie_compile.logp_function(compiled)(x)
+print(json.dumps({{"value": value, "gradient": list(gradient)}}))
+"""
+
+
+def test_a_fresh_process_loads_the_compiled_model_from_its_recipe(tmp_path):
+    """The second process loads the stored recipe and numba's cached code without converting
+    the Op, which would register the kernel's C symbol: the model registers it itself, else
+    LLVM aborts the process ("Symbol not found"). Both processes give the same density."""
+    root = Path(__file__).resolve().parents[3]
+    results = []
+    for forbid in (False, True):
+        source = _FRESH_PROCESS.format(root=str(root), folder=str(tmp_path), forbid=forbid)
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                              timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
+        assert done.returncode == 0, done.stderr[-2000:]
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    assert len(list(tmp_path.glob("*.pkl"))) == 1
+    assert results[0] == results[1]
 
 
 def test_threshold_prior_is_ordered_uniform_with_gaps():
