@@ -4,7 +4,10 @@
 4 chains x 1,000 draws), which cost 1-2 s per fit of a full zhao2025 run. Here the model's
 elementwise log prior graph is vectorised over a leading draw dimension
 (``pytensor.graph.replace.vectorize_graph``) and evaluated once: the same graph and the same
-numbers (tests hold it to ``pymc.compute_log_prior``), one call.
+numbers (tests hold it to ``pymc.compute_log_prior``), one call. It runs in PyTensor's Python
+backend by default: each op is one numpy call over all draws, and building the function costs
+less than converting it to numba does (0.11-0.17 s against 0.16-0.41 s per zhu2025 event-study
+fit).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def compute_log_prior(idata, model, var_names: Sequence[str], mode: str = "NUMBA"):
+def compute_log_prior(idata, model, var_names: Sequence[str], mode: str = "FAST_COMPILE"):
     """Add the ``log_prior`` group to ``idata``: log p(theta_v) of each free variable ``v`` in
     ``var_names``, elementwise, at every posterior draw, on the constrained scale (no
     Jacobian), as ``pymc.compute_log_prior``; returns ``idata``.

@@ -304,8 +304,7 @@ def fit_bayes_mediation(
     if log_prior is not None:
         idata.add_groups({"log_prior": log_prior(idata.posterior)})
     else:
-        compute_log_prior(idata, model, [v.name for v in model.free_RVs],
-                          mode="FAST_COMPILE")
+        compute_log_prior(idata, model, [v.name for v in model.free_RVs])
     times["postprocess_s"] = _time.perf_counter() - start_post
     times["total_s"] = _time.perf_counter() - start_total
     spec = {

@@ -52,8 +52,8 @@ def _model_and_draws():
 
 @pytest.mark.parametrize("mode", ["FAST_COMPILE", "NUMBA"])
 def test_log_prior_equals_pymc_compute_log_prior(mode):
-    """Every family, vectorised in PyTensor's Python backend and in numba (the models' mode;
-    only the hierarchical part, to keep the compile short) against PyMC draw by draw."""
+    """Every family, vectorised in PyTensor's Python backend (the models' mode) and in numba
+    (only the hierarchical part, to keep the compile short) against PyMC draw by draw."""
     import pymc as pm
 
     model, idata = _model_and_draws()
