@@ -3,21 +3,17 @@ on the model's current data, and any change to the model gives it a new entry.""
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from models.bayes import graph_recipe, nutpie_compile
 from models.bayes.nutpie_compile import compile_model, logp_function
+from tests.models.bayes.recipe_processes import child_environment, child_source, store_then_load
 from tests.models.bayes.test_nutpie_compile import _point
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -191,45 +187,24 @@ def test_unreadable_recipe_is_compiled_anew_and_replaced(recipes):
 
 
 _CHILD = """
-import json, sys
-sys.path.insert(0, {root!r})
-from models.bayes import graph_recipe, nutpie_compile
 from models.mediation.calibration import MediationCalibration
-graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
-if {forbid}:
-    def refuse(*args, **kwargs):
-        raise AssertionError("compiled anew")
-    nutpie_compile._compile_graphs = refuse
 compiled = nutpie_compile.compile_model(MediationCalibration(quick=True).model)
 x = compiled.initial_point_func(1)
 value, _ = nutpie_compile.logp_function(compiled)(x)
-print(json.dumps({{"value": value, "keys": list(compiled.cache_keys)}}))
+print(json.dumps({"value": value, "keys": list(compiled.cache_keys)}))
 """
 
 
 def test_another_process_compiles_the_same_code(tmp_path):
     """The process that stores a recipe and the one that loads it generate the same code, so
     numba's cache key (and with it the disk entry) is the same."""
-    results = []
-    for forbid in (False, True):
-        source = _CHILD.format(root=str(ROOT), folder=str(tmp_path), forbid=forbid)
-        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
-        assert done.returncode == 0, done.stderr[-2000:]
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = store_then_load(_CHILD, tmp_path)
     assert results[0]["keys"] == results[1]["keys"] and results[0]["keys"][0]
     assert results[0]["value"] == results[1]["value"]
 
 
 _WAITER = """
-import sys
-sys.path.insert(0, {root!r})
-from models.bayes import graph_recipe, nutpie_compile
 from models.mediation.calibration import MediationCalibration
-graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
-def refuse(*args, **kwargs):
-    raise AssertionError("compiled anew")
-nutpie_compile._compile_graphs = refuse
 model = MediationCalibration(quick=True).model
 print("compiling", flush=True)
 nutpie_compile.compile_model(model)
@@ -251,11 +226,10 @@ def test_a_second_process_waits_for_the_model_being_compiled(tmp_path, monkeypat
     shapes = {model.rvs_to_values[v].name: tuple(np.shape(point[model.rvs_to_values[v].name]))
               for v in model.free_RVs}
     path = nutpie_compile._recipe_path(model, None, shapes)
-    source = _WAITER.format(root=str(ROOT), folder=str(tmp_path))
+    source = child_source(_WAITER, tmp_path, forbid=True)
     with graph_recipe.compiling(path):
         child = subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True,
-                                 env={**os.environ, "PYTHONHASHSEED": "0"})
+                                 stderr=subprocess.PIPE, text=True, env=child_environment())
         assert child.stdout.readline().strip() == "compiling"
         time.sleep(5)  # without the lock the child would find no recipe and compile
         nutpie_compile._graphs(model, None, shapes, path)  # stores the recipe

@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -26,6 +21,7 @@ from models.threshold.likelihood import config_loglik, profile_fit
 from models.threshold.model import build_threshold_model, whitening
 from models.threshold.posterior import log_marginal_likelihood, pointwise_loglik, recover_thresholds
 from models.threshold.priors import resolve_slope_priors
+from tests.models.bayes.recipe_processes import store_then_load
 
 
 def simulate_panel(n_units=60, n_periods=8, gammas=(0.0,), deltas=(1.0, 2.0), beta=0.5,
@@ -197,20 +193,12 @@ def test_numba_log_density_raises_where_the_kernel_raises(panel):
 
 
 _FRESH_PROCESS = """
-import json, sys
-sys.path.insert(0, {root!r})
 import numpy as np
-from models.bayes import graph_recipe, nutpie_compile
 from models.threshold.data import threshold_log_prior
 from models.threshold.likelihood import profile_fit
 from models.threshold.model import build_threshold_model, whitening
 from models.threshold.priors import resolve_slope_priors
 from tests.models.threshold.test_bayes import prepare, simulate_panel
-graph_recipe.recipe_path = lambda digest: __import__("pathlib").Path({folder!r}) / (digest + ".pkl")
-if {forbid}:
-    def refuse(*args, **kwargs):
-        raise AssertionError("compiled anew")
-    nutpie_compile._compile_graphs = refuse
 data = prepare(simulate_panel(gammas=(-0.5, 0.6), deltas=(1.0, 2.0, 0.5)), grid_size=24,
                trim=0.1)
 log_prior = threshold_log_prior(data.grid, 2, "uniform", 2)
@@ -220,7 +208,7 @@ model = build_threshold_model(data, 2, resolve_slope_priors(None, data, 2), log_
 compiled = nutpie_compile.compile_model(model)
 x = np.random.default_rng(4).normal(size=compiled._n_dim)
 value, gradient = nutpie_compile.logp_function(compiled)(x)
-print(json.dumps({{"value": value, "gradient": list(gradient)}}))
+print(json.dumps({"value": value, "gradient": list(gradient)}))
 """
 
 
@@ -228,14 +216,7 @@ def test_a_fresh_process_loads_the_compiled_model_from_its_recipe(tmp_path):
     """The second process loads the stored recipe and numba's cached code without converting
     the Op, which would register the kernel's C symbol: the model registers it itself, else
     LLVM aborts the process ("Symbol not found"). Both processes give the same density."""
-    root = Path(__file__).resolve().parents[3]
-    results = []
-    for forbid in (False, True):
-        source = _FRESH_PROCESS.format(root=str(root), folder=str(tmp_path), forbid=forbid)
-        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
-                              timeout=600, env={**os.environ, "PYTHONHASHSEED": "0"})
-        assert done.returncode == 0, done.stderr[-2000:]
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = store_then_load(_FRESH_PROCESS, tmp_path)
     assert len(list(tmp_path.glob("*.pkl"))) == 1
     assert results[0] == results[1]
 
